@@ -1,0 +1,151 @@
+//! The real [`Store`]: aws-sdk-dynamodb, one client per Region, created on
+//! first use and reused. Endpoint, credentials, retries and timeouts come
+//! from the `SdkConfig` the caller loads (so `AWS_ENDPOINT_URL` points it at
+//! a local DynamoDB, and the SDK's own retry config handles throttling).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::config::Region as SdkRegion;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::Client;
+use serde_dynamo::Item;
+
+use crate::dot::Region;
+use crate::stamp::Schema;
+use crate::store::{PutCondition, Store, StoreError};
+
+/// One table name, reachable in every Region of the global table.
+#[derive(Clone)]
+pub struct DynamoStore {
+    base: SdkConfig,
+    table: String,
+    schema: Schema,
+    clients: Arc<Mutex<HashMap<Region, Client>>>,
+}
+
+impl DynamoStore {
+    pub fn new(base: SdkConfig, table: &str, schema: Schema) -> Self {
+        DynamoStore {
+            base,
+            table: table.to_owned(),
+            schema,
+            clients: Arc::default(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The client for `region`, made once.
+    pub fn client(&self, region: &Region) -> Client {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients
+            .entry(region.clone())
+            .or_insert_with(|| {
+                let config = aws_sdk_dynamodb::config::Builder::from(&self.base)
+                    .region(SdkRegion::new(region.to_string()))
+                    .build();
+                Client::from_conf(config)
+            })
+            .clone()
+    }
+}
+
+/// Maps an SDK error to a [`StoreError`], keeping what matters for retries.
+pub fn store_error<E>(
+    region: &Region,
+    err: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let code = err.code().unwrap_or_default().to_owned();
+    let message = match err.message() {
+        Some(m) => format!("{code}: {m}"),
+        None => format!(
+            "{code} {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&err)
+        ),
+    };
+    if code == "ConditionalCheckFailedException" {
+        return StoreError::ConditionFailed;
+    }
+    if code == "ValidationException" {
+        return StoreError::Rejected(message);
+    }
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let retryable = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        _ => {
+            status.is_some_and(|s| s >= 500)
+                || matches!(
+                    code.as_str(),
+                    "ProvisionedThroughputExceededException"
+                        | "ThrottlingException"
+                        | "RequestLimitExceeded"
+                        | "InternalServerError"
+                        | "TransactionConflictException"
+                )
+        }
+    };
+    StoreError::Service {
+        region: region.to_string(),
+        retryable,
+        message,
+        source: Some(Box::new(err)),
+    }
+}
+
+impl Store for DynamoStore {
+    async fn get(&self, region: &Region, key: &Item) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client(region)
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key.clone().into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(region, e))?;
+        Ok(out.item.map(Item::from))
+    }
+
+    async fn put(
+        &self,
+        region: &Region,
+        item: &Item,
+        condition: &PutCondition,
+    ) -> Result<(), StoreError> {
+        let request = self
+            .client(region)
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item.clone().into()))
+            .expression_attribute_names("#pk", &self.schema.partition_key);
+        let request = match condition {
+            PutCondition::NotExists => request.condition_expression("attribute_not_exists(#pk)"),
+            PutCondition::Unstamped => request
+                .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#hw)")
+                .expression_attribute_names("#hw", &self.schema.stamp_attribute),
+            PutCondition::DotIs(dot) => request
+                .condition_expression("attribute_exists(#pk) AND #hw.#dot = :dot")
+                .expression_attribute_names("#hw", &self.schema.stamp_attribute)
+                .expression_attribute_names("#dot", "dot")
+                .expression_attribute_values(
+                    ":dot",
+                    aws_sdk_dynamodb::types::AttributeValue::S(dot.clone()),
+                ),
+        };
+        request.send().await.map_err(|e| store_error(region, e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,28 @@
+//! Homeward's core: write stamps, the per-attribute merge, and the stamped
+//! writer for DynamoDB global tables written from several Regions.
+//!
+//! The pure modules ([`dot`], [`version`], [`stamp`], [`rules`], [`merge`],
+//! [`edit`], [`size`]) take no SDK types; DynamoDB I/O sits behind the
+//! [`store::Store`] trait, with [`dynamo::DynamoStore`] its real adapter.
+
+pub mod dot;
+pub mod dynamo;
+pub mod edit;
+pub mod error;
+pub mod merge;
+pub mod rules;
+pub mod size;
+pub mod stamp;
+pub mod store;
+pub mod version;
+pub mod writer;
+
+pub use dot::{Dot, Region, Tick, TimedDot};
+pub use edit::{Draft, EditError, WriteContext};
+pub use error::{ConfigError, StampError};
+pub use merge::{Decision, Explanation, Merged, Merger, Side};
+pub use rules::{MergeRule, Registry, Rule, Rules};
+pub use stamp::Schema;
+pub use store::{PutCondition, Store, StoreError};
+pub use version::{Home, Version, WriterKind};
+pub use writer::{WriteError, Writer};

@@ -1,0 +1,292 @@
+//! merge(X, Y): the join of two versions of one item, and why each
+//! attribute came out as it did.
+//!
+//! Per attribute, an edit survives unless the other side knows its dot and
+//! does not hold it (a causally later edit replaced it). When edits of both
+//! sides survive, they were truly concurrent: all are kept and the
+//! attribute's rule picks the value shown. Counters join per Region.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::dot::{Region, TimedDot};
+use crate::rules::{Rule, Rules};
+use crate::version::{Contribution, Counter, Register, Sibling, Version};
+
+/// The smallest window the merge keeps per Region (see the conflict model:
+/// K=16 lost no edit in 10,000 histories of 12 writes in 6 s; 32 covers 30).
+pub const DEFAULT_WINDOW: usize = 32;
+
+/// Merge rules plus the window size: everything a merge needs.
+#[derive(Clone, Debug)]
+pub struct Merger {
+    pub rules: Rules,
+    pub window: usize,
+}
+
+impl Merger {
+    pub fn new(rules: Rules) -> Self {
+        Merger {
+            rules,
+            window: DEFAULT_WINDOW,
+        }
+    }
+}
+
+/// Which input an attribute's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Left,
+    Right,
+}
+
+/// How one attribute was decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// One side's edits include the other's: the newer side wins.
+    Newer { winner: Side, dot: Option<TimedDot> },
+    /// A real concurrent edit, decided by the attribute's rule.
+    Rule {
+        rule: String,
+        edits: Vec<TimedDot>,
+        note: Option<String>,
+    },
+    /// A counter: the per-Region contributions of both sides add up.
+    Counter { total: i64 },
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Decision::Newer { winner, dot } => {
+                let side = match winner {
+                    Side::Left => "left",
+                    Side::Right => "right",
+                };
+                match dot {
+                    Some(d) => write!(f, "{side} wins: newer dot {}", d.dot),
+                    None => write!(f, "{side} wins: it knows every edit of the other side"),
+                }
+            }
+            Decision::Rule { rule, edits, note } => {
+                let dots: Vec<String> = edits.iter().map(|e| e.dot.encode()).collect();
+                write!(
+                    f,
+                    "concurrent edits {} decided by rule {rule}",
+                    dots.join(", ")
+                )?;
+                if let Some(note) = note {
+                    write!(f, " ({note})")?;
+                }
+                Ok(())
+            }
+            Decision::Counter { total } => {
+                write!(f, "counter: contributions of every Region sum to {total}")
+            }
+        }
+    }
+}
+
+/// The merge's account of itself: every attribute whose two sides differed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Explanation {
+    pub attributes: Vec<(String, Decision)>,
+    /// Regions whose two windows shared no dot although both had some: a
+    /// possible fork deeper than the window, worth a journal line.
+    pub disjoint_windows: Vec<Region>,
+}
+
+impl Explanation {
+    /// Whether any attribute was decided by a rule (a real conflict).
+    pub fn has_conflict(&self) -> bool {
+        self.attributes
+            .iter()
+            .any(|(_, d)| matches!(d, Decision::Rule { .. }))
+    }
+}
+
+/// A merge result.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    pub version: Version,
+    pub explanation: Explanation,
+}
+
+impl Merger {
+    /// Joins `left` and `right` (two versions of the same item). The result
+    /// carries the later header of the two; a writer gives it a fresh one.
+    pub fn merge(&self, left: &Version, right: &Version) -> Merged {
+        let mut explanation = Explanation::default();
+
+        let mut known = left.known.clone();
+        for (region, window) in &right.known {
+            let mine = known.entry(region.clone()).or_default();
+            if !mine.is_empty() && !window.is_empty() && mine.is_disjoint(window) {
+                explanation.disjoint_windows.push(region.clone());
+            }
+            mine.extend(window.iter().copied());
+        }
+
+        let home = left.home.clone().max(right.home.clone());
+        let home_region = home.as_ref().map(|h| &h.region);
+
+        let names: BTreeSet<&String> = left.attrs.keys().chain(right.attrs.keys()).collect();
+        let mut attrs = std::collections::BTreeMap::new();
+        for name in names {
+            if left.counters.contains_key(name) || right.counters.contains_key(name) {
+                continue;
+            }
+            let l = left.attrs.get(name).map_or(&[][..], Register::siblings);
+            let r = right.attrs.get(name).map_or(&[][..], Register::siblings);
+            if l == r {
+                if let Some(reg) = left.attrs.get(name) {
+                    attrs.insert(name.clone(), reg.clone());
+                }
+                continue;
+            }
+            let (register, decision) = self.join_register(name, l, r, left, right, home_region);
+            explanation.attributes.push((name.clone(), decision));
+            if let Some(register) = register {
+                attrs.insert(name.clone(), register);
+            }
+        }
+
+        let mut counters = left.counters.clone();
+        for (name, theirs) in &right.counters {
+            let mine = counters.entry(name.clone()).or_default();
+            if mine != theirs {
+                join_counter(mine, theirs);
+                explanation.attributes.push((
+                    name.clone(),
+                    Decision::Counter {
+                        total: crate::version::counter_total(mine),
+                    },
+                ));
+            }
+        }
+        for name in left.counters.keys() {
+            if !right.counters.contains_key(name) {
+                explanation.attributes.push((
+                    name.clone(),
+                    Decision::Counter {
+                        total: crate::version::counter_total(&left.counters[name]),
+                    },
+                ));
+            }
+        }
+
+        let mut version = Version {
+            key: left.key.clone(),
+            header: Version::later_header(&left.header, &right.header).clone(),
+            known,
+            attrs,
+            counters,
+            home,
+        };
+        version.trim(self.window);
+        Merged {
+            version,
+            explanation,
+        }
+    }
+
+    fn join_register(
+        &self,
+        name: &str,
+        l: &[Sibling],
+        r: &[Sibling],
+        left: &Version,
+        right: &Version,
+        home: Option<&Region>,
+    ) -> (Option<Register>, Decision) {
+        // An edit survives if the other side holds it too, or has not seen it.
+        let kept_left: Vec<&Sibling> = l
+            .iter()
+            .filter(|s| r.contains(s) || !right.knows(&s.at.dot))
+            .collect();
+        let kept_right: Vec<&Sibling> = r
+            .iter()
+            .filter(|s| !l.contains(s) && !left.knows(&s.at.dot))
+            .collect();
+        let left_new = kept_left.iter().any(|s| !r.contains(s));
+        let right_new = !kept_right.is_empty();
+        let mut kept: Vec<Sibling> = kept_left.into_iter().chain(kept_right).cloned().collect();
+        kept.sort_by(|a, b| a.at.cmp(&b.at));
+
+        let rule = self.rules.rule(name);
+        let dot = kept.iter().map(|s| s.at.clone()).max();
+        let winner = match (left_new, right_new) {
+            (true, true) => None,
+            (true, false) => Some(Side::Left),
+            (false, true) => Some(Side::Right),
+            // Only edits both sides hold survive: the side that had just those.
+            (false, false) if kept.as_slice() == l => Some(Side::Left),
+            (false, false) => Some(Side::Right),
+        };
+        if kept.is_empty() {
+            return (
+                None,
+                Decision::Newer {
+                    winner: winner.unwrap_or(Side::Left),
+                    dot,
+                },
+            );
+        }
+        let edits: Vec<TimedDot> = kept.iter().map(|s| s.at.clone()).collect();
+        let (register, note) = register(kept, rule, home);
+        let decision = match winner {
+            Some(winner) => Decision::Newer { winner, dot },
+            None => Decision::Rule {
+                rule: rule.name().to_owned(),
+                edits,
+                note,
+            },
+        };
+        (Some(register), decision)
+    }
+}
+
+fn register(
+    mut kept: Vec<Sibling>,
+    rule: &Rule,
+    home: Option<&Region>,
+) -> (Register, Option<String>) {
+    if kept.len() == 1 {
+        return (Register::One(kept.remove(0)), None);
+    }
+    let (shown, note) = rule.resolve(&kept, home);
+    (
+        Register::Many {
+            siblings: kept,
+            shown,
+        },
+        note,
+    )
+}
+
+/// Joins `theirs` into `mine`, per Region: the contribution with the higher
+/// watermark gives the base; deltas above it are the union by dot.
+fn join_counter(mine: &mut Counter, theirs: &Counter) {
+    for (region, t) in theirs {
+        let m = mine.entry(region.clone()).or_default();
+        if m == t {
+            continue;
+        }
+        let (base, watermark) = match m.watermark.cmp(&t.watermark) {
+            std::cmp::Ordering::Less => (t.base, t.watermark),
+            std::cmp::Ordering::Greater => (m.base, m.watermark),
+            std::cmp::Ordering::Equal => (m.base.max(t.base), m.watermark),
+        };
+        let mut deltas = std::mem::take(&mut m.deltas);
+        for (tick, delta) in &t.deltas {
+            let entry = deltas.entry(*tick).or_insert(*delta);
+            *entry = (*entry).max(*delta);
+        }
+        deltas.retain(|tick, _| tick.counter > watermark);
+        *m = Contribution {
+            base,
+            watermark,
+            deltas,
+        };
+    }
+}

@@ -1,0 +1,73 @@
+//! The narrow port between Homeward and DynamoDB: read one item strongly
+//! consistent in a Region, write one item conditionally in a Region.
+
+use std::future::Future;
+
+use serde_dynamo::Item;
+use thiserror::Error;
+
+use crate::dot::Region;
+
+/// What a conditional put requires of the item it replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutCondition {
+    /// No item with this key exists (insert).
+    NotExists,
+    /// The item exists and carries no stamp (adopting a legacy item).
+    Unstamped,
+    /// The item's stamp carries this dot (`region:counter:nonce`): the
+    /// version that was read is still the current one.
+    DotIs(String),
+}
+
+/// A failed store call.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The item changed since it was read (or exists, for an insert).
+    #[error("conditional check failed")]
+    ConditionFailed,
+    /// DynamoDB refused the request itself (a bad key, a too-large item):
+    /// retrying cannot help.
+    #[error("DynamoDB rejected the request: {0}")]
+    Rejected(String),
+    /// Anything else; `retryable` for throttling, 5xx and timeouts left
+    /// over after the SDK's own retries.
+    #[error("DynamoDB call failed in {region} (retryable: {retryable}): {message}")]
+    Service {
+        region: String,
+        retryable: bool,
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Service {
+                retryable: true,
+                ..
+            }
+        )
+    }
+}
+
+/// One table, reachable in several Regions.
+pub trait Store: Send + Sync {
+    /// Strongly consistent read of the item with `key` in `region`.
+    fn get(
+        &self,
+        region: &Region,
+        key: &Item,
+    ) -> impl Future<Output = Result<Option<Item>, StoreError>> + Send;
+
+    /// Replaces the item in `region` if `condition` holds.
+    fn put(
+        &self,
+        region: &Region,
+        item: &Item,
+        condition: &PutCondition,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

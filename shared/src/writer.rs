@@ -1,0 +1,390 @@
+//! The stamped writer: read-modify-write that reads strongly consistent in
+//! the Region it writes to, stamps the change, and writes conditionally on
+//! the version it read, retrying with backoff when another write got there
+//! first. Two writers in one Region therefore never lose an update.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_dynamo::{AttributeValue, Item};
+use thiserror::Error;
+
+use crate::dot::Region;
+use crate::edit::{self, Draft, EditError, WriteContext};
+use crate::error::StampError;
+use crate::merge::Merger;
+use crate::size::{item_size, MAX_ITEM_BYTES};
+use crate::stamp::Schema;
+use crate::store::{PutCondition, Store, StoreError};
+use crate::version::{Home, Version, WriterKind};
+
+/// Why a write did not happen. In every case nothing was written.
+#[derive(Debug, Error)]
+pub enum WriteError {
+    #[error("bad key: {0}")]
+    BadKey(String),
+    #[error("the stored item's stamp is unreadable: {0}")]
+    Stamp(#[from] StampError),
+    #[error(transparent)]
+    Edit(#[from] EditError),
+    #[error("the item would be {bytes} bytes, over DynamoDB's {MAX_ITEM_BYTES}-byte limit")]
+    TooLarge { bytes: usize },
+    #[error("no item with this key")]
+    NotFound,
+    #[error("an item with this key already exists")]
+    AlreadyExists,
+    #[error("gave up after {attempts} attempts: the item kept changing under the write")]
+    Contended { attempts: u32 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How often and how patiently to retry a failed condition.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub max_attempts: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            max_attempts: 10,
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(500),
+        }
+    }
+}
+
+impl Backoff {
+    /// Full-jitter exponential delay before attempt `attempt` (1-based).
+    fn delay(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .base
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.cap);
+        ceiling.mul_f64(rand::random::<f64>())
+    }
+}
+
+/// Soft deletes: a stamped tombstone that DynamoDB's TTL removes later.
+#[derive(Debug, Clone)]
+pub struct Tombstones {
+    /// The table's TTL attribute (epoch seconds).
+    pub ttl_attribute: String,
+    pub retention: Duration,
+}
+
+impl Default for Tombstones {
+    fn default() -> Self {
+        Tombstones {
+            ttl_attribute: "hw_expires".into(),
+            retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// The stamped writer over a [`Store`].
+pub struct Writer<S> {
+    store: S,
+    schema: Schema,
+    merger: Merger,
+    pub backoff: Backoff,
+    pub tombstones: Tombstones,
+}
+
+impl<S: Store> Writer<S> {
+    pub fn new(store: S, schema: Schema, merger: Merger) -> Self {
+        Writer {
+            store,
+            schema,
+            merger,
+            backoff: Backoff::default(),
+            tombstones: Tombstones::default(),
+        }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Reads the current version in `region`; `None` when there is no item
+    /// or it is a soft-delete tombstone.
+    ///
+    /// # Errors
+    /// A bad key, an unreadable stamp, or a store failure.
+    pub async fn get(&self, region: &Region, key: &Item) -> Result<Option<Version>, WriteError> {
+        self.check_key(key)?;
+        match self.store.get(region, key).await? {
+            None => Ok(None),
+            Some(item) if item.contains_key(&self.tombstones.ttl_attribute) => Ok(None),
+            Some(item) => Ok(Some(self.schema.decode(&item)?)),
+        }
+    }
+
+    /// Creates an item (`attribute_not_exists`), or revives a soft-deleted
+    /// one on top of its tombstone.
+    ///
+    /// # Errors
+    /// [`WriteError::AlreadyExists`] when a live item has this key; a bad
+    /// key, a value the rules forbid, an item over 400 KB.
+    pub async fn insert(&self, region: &Region, item: Item) -> Result<Version, WriteError> {
+        self.insert_homed(region, item, None).await
+    }
+
+    /// [`Self::insert`], recording `home` in the stamp.
+    ///
+    /// # Errors
+    /// As [`Self::insert`].
+    pub async fn insert_homed(
+        &self,
+        region: &Region,
+        item: Item,
+        home: Option<Home>,
+    ) -> Result<Version, WriteError> {
+        let key = self.key_from_item(&item)?;
+        let values: BTreeMap<String, AttributeValue> = item
+            .iter()
+            .filter(|(name, _)| !self.schema.is_reserved(name))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if item.contains_key(&self.schema.stamp_attribute) {
+            return Err(EditError::Reserved(self.schema.stamp_attribute.clone()).into());
+        }
+        let ctx = self.context(region);
+        let version = edit::first_version(
+            key.clone(),
+            &values,
+            &ctx,
+            &self.merger,
+            &self.schema,
+            home.clone(),
+        )?;
+        match self.put(region, &version, PutCondition::NotExists).await {
+            Err(WriteError::Store(StoreError::ConditionFailed)) => {}
+            other => return other.map(|()| version),
+        }
+        // Something holds the key: a tombstone can be written over.
+        let key_item = Item::from(key.into_iter().collect::<std::collections::HashMap<_, _>>());
+        let ttl = self.tombstones.ttl_attribute.clone();
+        self.modify(region, &key_item, home, true, |draft| {
+            draft.remove(&ttl);
+            for (name, value) in &values {
+                draft.set(name, value.clone());
+            }
+        })
+        .await
+    }
+
+    /// Read-modify-write of an existing item in `region`: `change` edits a
+    /// [`Draft`] of the current values; it may run more than once when the
+    /// item changes under the write, so it should only edit the draft.
+    ///
+    /// # Errors
+    /// [`WriteError::NotFound`], a bad key, an unreadable stamp on the
+    /// stored item, a change the rules forbid, an item over 400 KB, or
+    /// [`WriteError::Contended`] once the retries are spent.
+    pub async fn update<F>(
+        &self,
+        region: &Region,
+        key: &Item,
+        change: F,
+    ) -> Result<Version, WriteError>
+    where
+        F: FnMut(&mut Draft),
+    {
+        self.modify(region, key, None, false, change).await
+    }
+
+    /// [`Self::update`] that also records the item's home in the stamp.
+    ///
+    /// # Errors
+    /// As [`Self::update`].
+    pub async fn update_homed<F>(
+        &self,
+        region: &Region,
+        key: &Item,
+        home: Home,
+        change: F,
+    ) -> Result<Version, WriteError>
+    where
+        F: FnMut(&mut Draft),
+    {
+        self.modify(region, key, Some(home), false, change).await
+    }
+
+    /// Adds `delta` to counter attribute `attribute`.
+    ///
+    /// # Errors
+    /// As [`Self::update`]; [`EditError::NotACounter`] when the rules do not
+    /// make `attribute` a counter.
+    pub async fn increment(
+        &self,
+        region: &Region,
+        key: &Item,
+        attribute: &str,
+        delta: i64,
+    ) -> Result<Version, WriteError> {
+        self.update(region, key, |d| {
+            d.increment(attribute, delta);
+        })
+        .await
+    }
+
+    /// Soft delete: removes every plain attribute (each gets a stamped
+    /// tombstone) and sets the TTL attribute, so the deletion replicates and
+    /// merges like any write, and DynamoDB's TTL removes the item later.
+    /// Counter attributes keep their contributions until then.
+    ///
+    /// # Errors
+    /// As [`Self::update`].
+    pub async fn delete(&self, region: &Region, key: &Item) -> Result<Version, WriteError> {
+        let ttl = self.tombstones.ttl_attribute.clone();
+        let expires = (now_ms() / 1000 + self.tombstones.retention.as_secs()).to_string();
+        self.modify(region, key, None, false, |draft| {
+            let names: Vec<String> = draft
+                .names()
+                .filter(|n| !self.merger.rules.is_counter(n))
+                .collect();
+            for name in names {
+                draft.remove(&name);
+            }
+            draft.set(&ttl, AttributeValue::N(expires.clone()));
+        })
+        .await
+    }
+
+    async fn modify<F>(
+        &self,
+        region: &Region,
+        key: &Item,
+        home: Option<Home>,
+        tombstone_ok: bool,
+        mut change: F,
+    ) -> Result<Version, WriteError>
+    where
+        F: FnMut(&mut Draft),
+    {
+        self.check_key(key)?;
+        for attempt in 1..=self.backoff.max_attempts {
+            let ctx = self.context(region);
+            let Some(item) = self.store.get(region, key).await? else {
+                return Err(WriteError::NotFound);
+            };
+            let is_tombstone = item.contains_key(&self.tombstones.ttl_attribute);
+            if is_tombstone && !tombstone_ok {
+                return Err(WriteError::NotFound);
+            }
+            if !is_tombstone && tombstone_ok {
+                return Err(WriteError::AlreadyExists);
+            }
+            let (base, mut draft, condition) = if item.contains_key(&self.schema.stamp_attribute) {
+                let base = self.schema.decode(&item)?;
+                let draft = Draft::new(base.values());
+                let condition = PutCondition::DotIs(base.header.dot().encode());
+                (base, draft, condition)
+            } else {
+                let (base, draft) = edit::adopt_unstamped(&item, &ctx, &self.schema)?;
+                (base, draft, PutCondition::Unstamped)
+            };
+            change(&mut draft);
+            let next = edit::apply(
+                &base,
+                &draft,
+                &ctx,
+                &self.merger,
+                &self.schema,
+                home.clone(),
+            )?;
+            match self.put(region, &next, condition).await {
+                Ok(()) => return Ok(next),
+                Err(WriteError::Store(StoreError::ConditionFailed)) => {
+                    tracing::debug!(attempt, "item changed under the write; retrying");
+                    tokio::time::sleep(self.backoff.delay(attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(WriteError::Contended {
+            attempts: self.backoff.max_attempts,
+        })
+    }
+
+    async fn put(
+        &self,
+        region: &Region,
+        version: &Version,
+        condition: PutCondition,
+    ) -> Result<(), WriteError> {
+        let item = self.schema.encode(version);
+        let bytes = item_size(&item);
+        if bytes > MAX_ITEM_BYTES {
+            return Err(WriteError::TooLarge { bytes });
+        }
+        self.store.put(region, &item, &condition).await?;
+        Ok(())
+    }
+
+    fn context(&self, region: &Region) -> WriteContext {
+        WriteContext {
+            region: region.clone(),
+            time_ms: now_ms(),
+            nonce: rand::random(),
+            by: WriterKind::App,
+        }
+    }
+
+    /// A key must hold exactly the table's key attributes, each a string,
+    /// number or binary.
+    fn check_key(&self, key: &Item) -> Result<(), WriteError> {
+        for name in self.schema.key_attributes() {
+            match key.get(name) {
+                None => {
+                    return Err(WriteError::BadKey(format!(
+                        "missing key attribute `{name}`"
+                    )))
+                }
+                Some(AttributeValue::S(_) | AttributeValue::N(_) | AttributeValue::B(_)) => {}
+                Some(other) => {
+                    return Err(WriteError::BadKey(format!(
+                        "key attribute `{name}` is of type {}, expected S, N or B",
+                        crate::rules::type_name(other)
+                    )))
+                }
+            }
+        }
+        if let Some(extra) = key
+            .keys()
+            .find(|k| !self.schema.key_attributes().any(|n| n == k.as_str()))
+        {
+            return Err(WriteError::BadKey(format!(
+                "`{extra}` is not a key attribute of the table"
+            )));
+        }
+        Ok(())
+    }
+
+    fn key_from_item(&self, item: &Item) -> Result<BTreeMap<String, AttributeValue>, WriteError> {
+        let key = self
+            .schema
+            .key_of(item)
+            .map_err(|e| WriteError::BadKey(e.to_string()))?;
+        self.check_key(&Item::from(
+            key.clone()
+                .into_iter()
+                .collect::<std::collections::HashMap<_, _>>(),
+        ))?;
+        Ok(key)
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
