@@ -285,7 +285,7 @@ pub fn adopt_unstamped(
 }
 
 /// A version with nothing in it: the base of an insert or an adoption.
-fn empty_version(key: BTreeMap<String, AttributeValue>, ctx: &WriteContext) -> Version {
+pub fn empty_version(key: BTreeMap<String, AttributeValue>, ctx: &WriteContext) -> Version {
     Version {
         key,
         header: Header {

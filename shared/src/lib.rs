@@ -9,6 +9,7 @@ pub mod dot;
 pub mod dynamo;
 pub mod edit;
 pub mod error;
+pub mod fixtures;
 pub mod merge;
 pub mod rules;
 pub mod size;

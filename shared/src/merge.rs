@@ -6,7 +6,6 @@
 //! sides survive, they were truly concurrent: all are kept and the
 //! attribute's rule picks the value shown. Counters join per Region.
 
-use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::dot::{Region, TimedDot};
@@ -116,76 +115,106 @@ impl Merger {
     /// Joins `left` and `right` (two versions of the same item). The result
     /// carries the later header of the two; a writer gives it a fresh one.
     pub fn merge(&self, left: &Version, right: &Version) -> Merged {
+        self.merge_into(left.clone(), right)
+    }
+
+    /// [`Self::merge`] reusing `left`'s storage: only what differs is copied
+    /// from `right` (most attributes of two versions of an item are equal).
+    pub fn merge_into(&self, mut left: Version, right: &Version) -> Merged {
         let mut explanation = Explanation::default();
-
-        let mut known = left.known.clone();
-        for (region, window) in &right.known {
-            let mine = known.entry(region.clone()).or_default();
-            if !mine.is_empty() && !window.is_empty() && mine.is_disjoint(window) {
-                explanation.disjoint_windows.push(region.clone());
-            }
-            mine.extend(window.iter().copied());
-        }
-
         let home = left.home.clone().max(right.home.clone());
-        let home_region = home.as_ref().map(|h| &h.region);
 
-        let names: BTreeSet<&String> = left.attrs.keys().chain(right.attrs.keys()).collect();
-        let mut attrs = std::collections::BTreeMap::new();
-        for name in names {
-            if left.counters.contains_key(name) || right.counters.contains_key(name) {
+        // Attributes first: their survival test needs each side's own
+        // knowledge, before the windows are joined.
+        let mut changes: Vec<(String, Option<Register>)> = Vec::new();
+        for (name, theirs) in &right.attrs {
+            let mine = left.attrs.get(name);
+            if mine == Some(theirs)
+                || left.counters.contains_key(name)
+                || right.counters.contains_key(name)
+            {
                 continue;
             }
-            let l = left.attrs.get(name).map_or(&[][..], Register::siblings);
-            let r = right.attrs.get(name).map_or(&[][..], Register::siblings);
-            if l == r {
-                if let Some(reg) = left.attrs.get(name) {
-                    attrs.insert(name.clone(), reg.clone());
-                }
-                continue;
-            }
-            let (register, decision) = self.join_register(name, l, r, left, right, home_region);
+            let l = mine.map_or(&[][..], Register::siblings);
+            let (register, decision) = self.join_register(
+                name,
+                l,
+                theirs.siblings(),
+                &left,
+                right,
+                home.as_ref().map(|h| &h.region),
+            );
             explanation.attributes.push((name.clone(), decision));
-            if let Some(register) = register {
-                attrs.insert(name.clone(), register);
+            changes.push((name.clone(), register));
+        }
+        for (name, mine) in &left.attrs {
+            // Only in `left`: it stays unless `right` knows (and so replaced) it.
+            if right.attrs.contains_key(name)
+                || !mine.siblings().iter().any(|s| right.knows(&s.at.dot))
+            {
+                continue;
             }
+            let (register, decision) = self.join_register(
+                name,
+                mine.siblings(),
+                &[],
+                &left,
+                right,
+                home.as_ref().map(|h| &h.region),
+            );
+            explanation.attributes.push((name.clone(), decision));
+            changes.push((name.clone(), register));
+        }
+        for (name, register) in changes {
+            match register {
+                Some(r) => left.attrs.insert(name, r),
+                None => left.attrs.remove(&name),
+            };
+        }
+        for name in right.counters.keys() {
+            left.attrs.remove(name);
         }
 
-        let mut counters = left.counters.clone();
         for (name, theirs) in &right.counters {
-            let mine = counters.entry(name.clone()).or_default();
+            let mine = left.counters.entry(name.clone()).or_default();
             if mine != theirs {
                 join_counter(mine, theirs);
-                explanation.attributes.push((
-                    name.clone(),
-                    Decision::Counter {
-                        total: crate::version::counter_total(mine),
-                    },
-                ));
+                let total = crate::version::counter_total(mine);
+                explanation
+                    .attributes
+                    .push((name.clone(), Decision::Counter { total }));
             }
         }
-        for name in left.counters.keys() {
+        for (name, mine) in &left.counters {
             if !right.counters.contains_key(name) {
-                explanation.attributes.push((
-                    name.clone(),
-                    Decision::Counter {
-                        total: crate::version::counter_total(&left.counters[name]),
-                    },
-                ));
+                let total = crate::version::counter_total(mine);
+                explanation
+                    .attributes
+                    .push((name.clone(), Decision::Counter { total }));
             }
         }
 
-        let mut version = Version {
-            key: left.key.clone(),
-            header: Version::later_header(&left.header, &right.header).clone(),
-            known,
-            attrs,
-            counters,
-            home,
-        };
-        version.trim(self.window);
+        for (region, window) in &right.known {
+            match left.known.get_mut(region) {
+                Some(mine) => {
+                    if !mine.is_empty() && !window.is_empty() && mine.is_disjoint(window) {
+                        explanation.disjoint_windows.push(region.clone());
+                    }
+                    mine.extend(window.iter().copied());
+                }
+                None => {
+                    left.known.insert(region.clone(), window.clone());
+                }
+            }
+        }
+
+        if Version::later_header(&left.header, &right.header) != &left.header {
+            left.header = right.header.clone();
+        }
+        left.home = home;
+        left.trim(self.window);
         Merged {
-            version,
+            version: left,
             explanation,
         }
     }

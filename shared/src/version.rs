@@ -209,33 +209,36 @@ impl Version {
     }
 
     /// Keeps the `window` highest distinct counters of each Region (forked
-    /// dots with equal counters are all kept) and folds the counter deltas
-    /// of the dots that fall out into each Region's base.
+    /// dots with equal counters are all kept) and folds every counter delta
+    /// below a Region's window into that Region's base, so that equal
+    /// knowledge always gives equal contributions.
     pub fn trim(&mut self, window: usize) {
-        for (region, ticks) in self.known.iter_mut() {
+        for ticks in self.known.values_mut() {
             let mut distinct = 0;
             let mut last = None;
-            let mut cut = None;
-            for tick in ticks.iter().rev() {
+            let cut = ticks.iter().rev().find(|tick| {
                 if last != Some(tick.counter) {
                     distinct += 1;
                     last = Some(tick.counter);
                 }
-                if distinct > window {
-                    cut = Some(tick.counter);
-                    break;
-                }
-            }
-            let Some(cut) = cut else { continue };
-            // Everything at or below `cut` leaves the window.
-            *ticks = ticks.split_off(&Tick {
-                counter: cut + 1,
-                nonce: 0,
+                distinct > window
             });
-            for counter in self.counters.values_mut() {
-                if let Some(c) = counter.get_mut(region) {
-                    fold(c, cut);
-                }
+            if let Some(cut) = cut.map(|t| t.counter) {
+                // Everything at or below `cut` leaves the window.
+                *ticks = ticks.split_off(&Tick {
+                    counter: cut + 1,
+                    nonce: 0,
+                });
+            }
+        }
+        for counter in self.counters.values_mut() {
+            for (region, c) in counter.iter_mut() {
+                let lowest = self
+                    .known
+                    .get(region)
+                    .and_then(|w| w.first())
+                    .map_or(0, |t| t.counter);
+                fold(c, lowest.saturating_sub(1));
             }
         }
     }
@@ -253,7 +256,7 @@ impl Version {
 
 /// Folds every delta at or below `cut` into the base.
 pub(crate) fn fold(c: &mut Contribution, cut: u64) {
-    if cut <= c.watermark && c.deltas.keys().all(|t| t.counter > cut) {
+    if cut <= c.watermark {
         return;
     }
     let keep = c.deltas.split_off(&Tick {
