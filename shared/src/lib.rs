@@ -5,11 +5,13 @@
 //! [`edit`], [`size`]) take no SDK types; DynamoDB I/O sits behind the
 //! [`store::Store`] trait, with [`dynamo::DynamoStore`] its real adapter.
 
+pub mod classify;
 pub mod dot;
 pub mod dynamo;
 pub mod edit;
 pub mod error;
 pub mod fixtures;
+pub mod home;
 pub mod merge;
 pub mod rules;
 pub mod size;
