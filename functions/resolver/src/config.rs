@@ -1,0 +1,189 @@
+//! The resolver's configuration, read once at cold start from the
+//! environment. Every problem names the variable and what it expected.
+
+use homeward::home::HomeStrategy;
+use homeward::{Merger, Region, Registry, Rules, Schema};
+
+/// What the resolver does with a write made outside its item's home.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Merge it into the home copy.
+    Reconcile,
+    /// The home's values win; the write is journaled.
+    Reject,
+    /// Only journal it.
+    JournalOnly,
+}
+
+impl Action {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "reconcile" => Ok(Action::Reconcile),
+            "reject" => Ok(Action::Reject),
+            "journal-only" => Ok(Action::JournalOnly),
+            other => Err(format!("`{other}` is not one of reconcile, reject, journal-only")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Reconcile => "reconcile",
+            Action::Reject => "reject",
+            Action::JournalOnly => "journal-only",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+/// Everything the resolver needs to know, typed.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table: String,
+    pub schema: Schema,
+    /// The Region whose stream this resolver reads.
+    pub region: Region,
+    pub homes: HomeStrategy,
+    pub merger: Merger,
+    pub action: Action,
+    pub journal_table: String,
+    pub journal_ttl_days: u64,
+    /// Whether writes without a usable stamp are journaled (always counted).
+    pub journal_unattributed: bool,
+    /// How many items of one batch are worked on at once.
+    pub concurrency: usize,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable.
+    pub fn from_env(custom_rules: &Registry) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok(), custom_rules)
+    }
+
+    /// Reads the configuration through `var` (the environment, or a map in
+    /// tests).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>, custom_rules: &Registry) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            var(name).filter(|v| !v.is_empty()).ok_or(ConfigError {
+                variable: name,
+                problem: "must be set".into(),
+            })
+        };
+        let bad = |variable: &'static str| move |problem: String| ConfigError { variable, problem };
+
+        let table = required("TABLE_NAME")?;
+        let key = required("TABLE_KEY")?;
+        let mut parts = key.split(',').map(str::trim);
+        let partition = parts.next().filter(|p| !p.is_empty()).ok_or_else(|| {
+            bad("TABLE_KEY")(format!("`{key}` should be `partition` or `partition,sort`"))
+        })?;
+        let sort = parts.next();
+        if parts.next().is_some() || sort.is_some_and(str::is_empty) {
+            return Err(bad("TABLE_KEY")(format!("`{key}` should be `partition` or `partition,sort`")));
+        }
+        let stamp_attribute = var("STAMP_ATTRIBUTE").unwrap_or_else(|| homeward::stamp::DEFAULT_STAMP_ATTRIBUTE.into());
+        let schema = Schema::new(partition, sort).with_stamp_attribute(&stamp_attribute);
+
+        let region = Region::parse(&required("AWS_REGION")?).map_err(|e| bad("AWS_REGION")(e.to_string()))?;
+        let homes = HomeStrategy::parse(
+            &var("HOME_STRATEGY").unwrap_or_else(|| "attribute:home_region".into()),
+            &stamp_attribute,
+        )
+        .map_err(bad("HOME_STRATEGY"))?;
+        let rules = Rules::from_json(&var("MERGE_RULES").unwrap_or_else(|| "{}".into()), custom_rules)
+            .map_err(|e| bad("MERGE_RULES")(e.to_string()))?;
+        rules.check_schema(&schema).map_err(|e| bad("MERGE_RULES")(e.to_string()))?;
+        let mut merger = Merger::new(rules);
+        if let Some(w) = var("DOT_WINDOW") {
+            merger.window = parse_number(&w, 4, 1024).map_err(bad("DOT_WINDOW"))?;
+        }
+        let action = Action::parse(&var("ACTION").unwrap_or_else(|| "reconcile".into())).map_err(bad("ACTION"))?;
+        let journal_table = required("JOURNAL_TABLE")?;
+        let journal_ttl_days = match var("JOURNAL_TTL_DAYS") {
+            Some(d) => parse_number(&d, 1, 3650).map_err(bad("JOURNAL_TTL_DAYS"))? as u64,
+            None => 30,
+        };
+        let journal_unattributed = match var("JOURNAL_UNATTRIBUTED").as_deref() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(other) => return Err(bad("JOURNAL_UNATTRIBUTED")(format!("`{other}` is not true or false"))),
+        };
+        let concurrency = match var("CONCURRENCY") {
+            Some(c) => parse_number(&c, 1, 1024).map_err(bad("CONCURRENCY"))?,
+            None => 32,
+        };
+        Ok(Config {
+            table,
+            schema,
+            region,
+            homes,
+            merger,
+            action,
+            journal_table,
+            journal_ttl_days,
+            journal_unattributed,
+            concurrency,
+        })
+    }
+}
+
+fn parse_number(text: &str, min: usize, max: usize) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("`{text}` is not a whole number from {min} to {max}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned(), &Registry::new())
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("TABLE_NAME", "Movies"),
+        ("TABLE_KEY", "year,title"),
+        ("AWS_REGION", "us-east-1"),
+        ("JOURNAL_TABLE", "MoviesJournal"),
+    ];
+
+    #[test]
+    fn defaults() {
+        let c = load(BASE).unwrap();
+        assert_eq!(c.schema.sort_key.as_deref(), Some("title"));
+        assert_eq!(c.action, Action::Reconcile);
+        assert_eq!(c.concurrency, 32);
+        assert_eq!(c.homes, HomeStrategy::Attribute("home_region".into()));
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let with = |k: &'static str, v: &'static str| {
+            let mut vars = BASE.to_vec();
+            vars.retain(|(name, _)| *name != k);
+            vars.push((k, v));
+            load(&vars).unwrap_err().to_string()
+        };
+        assert!(with("ACTION", "merge").contains("ACTION: `merge` is not one of"));
+        assert!(with("MERGE_RULES", r#"{"attributes":{"year":"max"}}"#).contains("MERGE_RULES: attribute `year` is a key"));
+        assert!(with("CONCURRENCY", "0").contains("CONCURRENCY"));
+        assert!(with("TABLE_KEY", "a,b,c").contains("TABLE_KEY"));
+        assert!(with("HOME_STRATEGY", "nearest").contains("HOME_STRATEGY"));
+        assert!(with("TABLE_NAME", "").contains("TABLE_NAME: must be set"));
+    }
+}

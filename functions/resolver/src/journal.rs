@@ -1,0 +1,150 @@
+//! The conflict journal: one entry per detected conflict, keyed so that a
+//! redelivered record writes it once (a conditional put on a key made of the
+//! item and the dots involved).
+//!
+//! Table layout: `pk` (S) = `<table>#<item key>`, `sk` (S) =
+//! `<kind>#<dot>[#<dot>]` (or `<kind>#seq#<sequence number>` when no dot
+//! exists), plus `expires` (N, epoch seconds) for DynamoDB TTL.
+
+use std::collections::HashMap;
+
+use homeward::merge::Explanation;
+use homeward::size::{item_size, value_size};
+use serde_dynamo::{AttributeValue, Item};
+
+/// What the journal keeps of the versions involved, at most this big;
+/// beyond it only the attributes that differ between them are kept.
+const MAX_VERSIONS_BYTES: usize = 300 * 1024;
+
+/// One conflict, ready to be written.
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    pub table: &'a str,
+    pub item_key: &'a Item,
+    pub kind: &'a str,
+    /// What identifies the conflict: the dots involved, or the record's
+    /// sequence number when there is no dot.
+    pub identity: String,
+    pub action: &'a str,
+    pub detected_in: &'a str,
+    pub home: Option<&'a str>,
+    pub regions: Vec<String>,
+    /// Named versions (`new`, `old`, `home`), stamp included.
+    pub versions: Vec<(&'a str, &'a Item)>,
+    pub merged_stamp: Option<AttributeValue>,
+    pub explanation: Option<&'a Explanation>,
+    pub reason: Option<String>,
+    pub now_ms: u64,
+    pub ttl_days: u64,
+}
+
+/// The canonical text of an item key: `name=value` pairs sorted by name.
+pub fn key_text(key: &Item) -> String {
+    let mut parts: Vec<(&String, &AttributeValue)> = key.iter().collect();
+    parts.sort_by(|a, b| a.0.cmp(b.0));
+    parts
+        .iter()
+        .map(|(name, value)| match value {
+            AttributeValue::S(s) => format!("{name}={s}"),
+            AttributeValue::N(n) => format!("{name}={n}"),
+            other => format!("{name}={other:?}"),
+        })
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+impl Entry<'_> {
+    /// The journal item.
+    pub fn to_item(&self) -> Item {
+        let mut m: HashMap<String, AttributeValue> = HashMap::new();
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        m.insert("pk".into(), s(&format!("{}#{}", self.table, key_text(self.item_key))));
+        m.insert("sk".into(), s(&format!("{}#{}", self.kind, self.identity)));
+        m.insert("item_key".into(), AttributeValue::M(self.item_key.clone().into_inner()));
+        m.insert("kind".into(), s(self.kind));
+        m.insert("action".into(), s(self.action));
+        m.insert("detected_in".into(), s(self.detected_in));
+        if let Some(home) = self.home {
+            m.insert("home".into(), s(home));
+        }
+        let mut regions = self.regions.clone();
+        regions.sort();
+        regions.dedup();
+        if !regions.is_empty() {
+            m.insert("regions".into(), AttributeValue::Ss(regions));
+        }
+        m.insert("versions".into(), self.versions_value());
+        if let Some(stamp) = &self.merged_stamp {
+            m.insert("merged_stamp".into(), stamp.clone());
+        }
+        if let Some(explanation) = self.explanation {
+            let list = explanation
+                .attributes
+                .iter()
+                .map(|(name, decision)| {
+                    AttributeValue::M(HashMap::from([
+                        ("attribute".to_string(), s(name)),
+                        ("decision".to_string(), s(&decision.to_string())),
+                    ]))
+                })
+                .collect();
+            m.insert("explanation".into(), AttributeValue::L(list));
+            if !explanation.disjoint_windows.is_empty() {
+                let regions = explanation.disjoint_windows.iter().map(|r| r.to_string()).collect();
+                m.insert("disjoint_windows".into(), AttributeValue::Ss(regions));
+            }
+        }
+        if let Some(reason) = &self.reason {
+            m.insert("reason".into(), s(reason));
+        }
+        m.insert("at".into(), AttributeValue::N(self.now_ms.to_string()));
+        let expires = self.now_ms / 1000 + self.ttl_days * 86_400;
+        m.insert("expires".into(), AttributeValue::N(expires.to_string()));
+        Item::from(m)
+    }
+
+    /// The versions, whole when they fit, else only what differs.
+    fn versions_value(&self) -> AttributeValue {
+        let total: usize = self.versions.iter().map(|(_, item)| item_size(item)).sum();
+        if total <= MAX_VERSIONS_BYTES {
+            let m = self
+                .versions
+                .iter()
+                .map(|(name, item)| (name.to_string(), AttributeValue::M((*item).clone().into_inner())))
+                .collect();
+            return AttributeValue::M(m);
+        }
+        // Only the attributes on which the versions disagree.
+        let mut names: Vec<&String> = self.versions.iter().flat_map(|(_, i)| i.keys()).collect();
+        names.sort();
+        names.dedup();
+        let differing: Vec<&String> = names
+            .into_iter()
+            .filter(|n| {
+                let first = self.versions[0].1.get(*n);
+                self.versions.iter().any(|(_, i)| i.get(*n) != first)
+            })
+            .collect();
+        let mut budget = MAX_VERSIONS_BYTES;
+        let m = self
+            .versions
+            .iter()
+            .map(|(name, item)| {
+                let attrs = differing
+                    .iter()
+                    .filter_map(|n| item.get(*n).map(|v| ((*n).clone(), v.clone())))
+                    .filter(|(n, v)| {
+                        let size = n.len() + value_size(v);
+                        let fits = size <= budget;
+                        budget = budget.saturating_sub(size);
+                        fits
+                    })
+                    .collect();
+                (name.to_string(), AttributeValue::M(attrs))
+            })
+            .collect();
+        let mut out: HashMap<String, AttributeValue> = m;
+        out.insert("only_differing_attributes".into(), AttributeValue::Bool(true));
+        AttributeValue::M(out)
+    }
+}

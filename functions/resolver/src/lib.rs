@@ -1,0 +1,445 @@
+//! The resolver: one Region's DynamoDB stream in, merges into home copies
+//! and journal entries out.
+//!
+//! A batch is split by item; each item's records run in stream order, and
+//! different items run concurrently (up to `CONCURRENCY`). A record that
+//! fails reports its sequence number (and the item's later records, which
+//! must not be applied ahead of it); the rest of the batch goes on.
+
+pub mod config;
+pub mod journal;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use futures_util::stream::{self, StreamExt};
+use homeward::classify::{classify, Class, ClassifyError, EventKind};
+use homeward::edit::{adopt_unstamped, apply, restamp, WriteContext};
+use homeward::merge::Explanation;
+use homeward::{Draft, PutCondition, Region, StampError, Store, StoreError, Version, WriterKind};
+use serde_dynamo::{AttributeValue, Item};
+
+pub use config::{Action, Config};
+use journal::Entry;
+
+/// Why one record failed. It is reported to Lambda as a batch item failure.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("malformed record: {0}")]
+    Malformed(#[from] ClassifyError),
+    #[error("malformed stamp: {0}")]
+    Stamp(#[from] StampError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("the home copy kept changing; gave up after {0} attempts")]
+    Contended(u32),
+    #[error("out of time before the record could be finished")]
+    Deadline,
+    #[error("the merge produced a change the rules forbid: {0}")]
+    Edit(#[from] homeward::EditError),
+}
+
+/// What happened to one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub class: &'static str,
+    /// Whether the resolver wrote to the table.
+    pub wrote: bool,
+    /// Whether a new journal entry was written (not a redelivered one).
+    pub journaled: bool,
+}
+
+/// Totals for one batch, logged once per invocation.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub by_class: std::collections::BTreeMap<&'static str, usize>,
+    pub writes: usize,
+    pub journal_entries: usize,
+    pub failures: usize,
+}
+
+/// The resolver of one Region, over a table store and a journal store.
+pub struct Resolver<S, J> {
+    pub config: Config,
+    table: S,
+    journal: J,
+}
+
+/// How many times a conditional write to the home copy is tried.
+const MAX_ATTEMPTS: u32 = 8;
+/// Time kept back from the Lambda deadline to report the batch.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(1_500);
+
+impl<S: Store, J: Store> Resolver<S, J> {
+    pub fn new(config: Config, table: S, journal: J) -> Self {
+        Resolver { config, table, journal }
+    }
+
+    /// Processes a batch; the response lists every record that failed.
+    pub async fn handle(&self, event: &Event, deadline: Instant) -> (DynamoDbEventResponse, Summary) {
+        let mut groups: Vec<Vec<&EventRecord>> = Vec::new();
+        let mut by_key: HashMap<String, usize> = HashMap::new();
+        for record in &event.records {
+            let key = journal::key_text(&record.change.keys);
+            let index = *by_key.entry(key).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[index].push(record);
+        }
+
+        let results: Vec<Vec<(Option<String>, Result<Outcome, RecordError>)>> = stream::iter(groups)
+            .map(|group| self.process_item(group, deadline))
+            .buffer_unordered(self.config.concurrency)
+            .collect()
+            .await;
+
+        let mut summary = Summary::default();
+        let mut response = DynamoDbEventResponse::default();
+        for (sequence, result) in results.into_iter().flatten() {
+            match result {
+                Ok(outcome) => {
+                    *summary.by_class.entry(outcome.class).or_default() += 1;
+                    summary.writes += usize::from(outcome.wrote);
+                    summary.journal_entries += usize::from(outcome.journaled);
+                }
+                Err(_) => {
+                    summary.failures += 1;
+                    let mut failure = DynamoDbBatchItemFailure::default();
+                    failure.item_identifier = sequence;
+                    response.batch_item_failures.push(failure);
+                }
+            }
+        }
+        tracing::info!(
+            region = %self.config.region,
+            records = event.records.len(),
+            classes = ?summary.by_class,
+            writes = summary.writes,
+            journal_entries = summary.journal_entries,
+            failures = summary.failures,
+            "batch done"
+        );
+        (response, summary)
+    }
+
+    /// One item's records, in order; after a failure the rest are failed
+    /// too, so Lambda redelivers them in order.
+    async fn process_item(
+        &self,
+        records: Vec<&EventRecord>,
+        deadline: Instant,
+    ) -> Vec<(Option<String>, Result<Outcome, RecordError>)> {
+        let mut out = Vec::with_capacity(records.len());
+        let mut failed = false;
+        for record in records {
+            let sequence = record.change.sequence_number.clone();
+            if failed {
+                out.push((sequence, Err(RecordError::Deadline)));
+                continue;
+            }
+            let result = self.process_record(record, deadline).await;
+            if let Err(e) = &result {
+                failed = true;
+                tracing::error!(
+                    sequence = sequence.as_deref().unwrap_or("none"),
+                    key = %journal::key_text(&record.change.keys),
+                    event = %record.event_name,
+                    error = %e,
+                    "record failed"
+                );
+            }
+            out.push((sequence, result));
+        }
+        out
+    }
+
+    /// Classifies one record and acts on it.
+    pub async fn process_record(&self, record: &EventRecord, deadline: Instant) -> Result<Outcome, RecordError> {
+        let kind = EventKind::parse(&record.event_name)?;
+        let ttl = record
+            .user_identity
+            .as_ref()
+            .is_some_and(|u| u.type_ == "Service" && u.principal_id == "dynamodb.amazonaws.com");
+        let image = |i: &Item| if i.is_empty() { None } else { Some(i.clone()) };
+        let new = image(&record.change.new_image);
+        let old = image(&record.change.old_image);
+        let c = &self.config;
+        let class = classify(
+            &c.region,
+            kind,
+            ttl,
+            new.as_ref(),
+            old.as_ref(),
+            &c.schema.stamp_attribute,
+            &c.homes,
+        )?;
+        let name = class.name();
+        let done = |wrote, journaled| Outcome {
+            class: name,
+            wrote,
+            journaled,
+        };
+        let key = &record.change.keys;
+        let sequence = record.change.sequence_number.as_deref().unwrap_or("none");
+        match class {
+            Class::TtlDelete | Class::Replicated | Class::Echo | Class::HomeWrite | Class::NoOp => Ok(done(false, false)),
+            Class::Unattributed { reason } => {
+                tracing::warn!(key = %journal::key_text(key), %reason, "unattributed write");
+                if !c.journal_unattributed {
+                    return Ok(done(false, false));
+                }
+                let new = new.unwrap_or_default();
+                let journaled = self
+                    .journal(Entry {
+                        identity: format!("seq#{sequence}"),
+                        action: "counted",
+                        versions: vec![("new", &new)],
+                        reason: Some(reason),
+                        ..self.entry(key, "unattributed", None)
+                    })
+                    .await?;
+                Ok(done(false, journaled))
+            }
+            Class::HardDelete => {
+                let old = old.unwrap_or_default();
+                let journaled = self
+                    .journal(Entry {
+                        identity: format!("seq#{sequence}"),
+                        action: "journaled",
+                        versions: vec![("old", &old)],
+                        reason: Some("whole-item delete outside the writer: last writer wins".into()),
+                        ..self.entry(key, "hard-delete", None)
+                    })
+                    .await?;
+                Ok(done(false, journaled))
+            }
+            Class::Clobber { home } => {
+                let (old, new) = (old.unwrap_or_default(), new.unwrap_or_default());
+                let lost = c.schema.decode(&old)?;
+                let winner = c.schema.decode(&new)?;
+                let home = home.unwrap_or_else(|| c.region.clone());
+                let merged = self.merge_into_home(key, &home, &[&lost, &winner], false, deadline).await?;
+                let journaled = self
+                    .journal(Entry {
+                        identity: format!("{}#{}", lost.header.dot(), winner.header.dot()),
+                        action: if merged.wrote { "merged" } else { "already-merged" },
+                        regions: vec![lost.header.origin.to_string(), winner.header.origin.to_string()],
+                        versions: vec![("old", &old), ("new", &new)],
+                        merged_stamp: merged.stamp,
+                        explanation: Some(&merged.explanation),
+                        ..self.entry(key, "clobber", Some(&home))
+                    })
+                    .await?;
+                Ok(done(merged.wrote, journaled))
+            }
+            Class::Foreign { home } => {
+                let new = new.unwrap_or_default();
+                let version = c.schema.decode(&new)?;
+                let identity = version.header.dot().encode();
+                let regions = vec![version.header.origin.to_string(), home.to_string()];
+                let (action, merged) = match c.action {
+                    Action::JournalOnly => ("journaled", None),
+                    Action::Reconcile => {
+                        let m = self.merge_into_home(key, &home, &[&version], false, deadline).await?;
+                        (if m.wrote { "reconciled" } else { "already-merged" }, Some(m))
+                    }
+                    Action::Reject => {
+                        let m = self.merge_into_home(key, &home, &[&version], true, deadline).await?;
+                        (if m.wrote { "rejected" } else { "already-rejected" }, Some(m))
+                    }
+                };
+                let wrote = merged.as_ref().is_some_and(|m| m.wrote);
+                let journaled = self
+                    .journal(Entry {
+                        identity,
+                        action,
+                        regions,
+                        versions: vec![("new", &new)],
+                        merged_stamp: merged.as_ref().and_then(|m| m.stamp.clone()),
+                        explanation: merged.as_ref().map(|m| &m.explanation),
+                        ..self.entry(key, "foreign", Some(&home))
+                    })
+                    .await?;
+                Ok(done(wrote, journaled))
+            }
+        }
+    }
+
+    fn entry<'a>(&'a self, key: &'a Item, kind: &'a str, home: Option<&'a Region>) -> Entry<'a> {
+        Entry {
+            table: &self.config.table,
+            item_key: key,
+            kind,
+            identity: String::new(),
+            action: "",
+            detected_in: self.config.region.as_str(),
+            home: home.map(Region::as_str),
+            regions: vec![self.config.region.to_string()],
+            versions: Vec::new(),
+            merged_stamp: None,
+            explanation: None,
+            reason: None,
+            now_ms: now_ms(),
+            ttl_days: self.config.journal_ttl_days,
+        }
+    }
+
+    /// Writes a journal entry once; `false` when it was already there.
+    async fn journal(&self, entry: Entry<'_>) -> Result<bool, RecordError> {
+        let item = entry.to_item();
+        match self
+            .journal
+            .put(&self.config.region, &item, &PutCondition::NotExists)
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Merges `incoming` into the current copy in `home` and writes the
+    /// result there conditionally on the version read (retrying when it
+    /// changed). With `revert`, the home's values are then written back
+    /// over the merge, so the incoming edits are known but lose (`reject`).
+    async fn merge_into_home(
+        &self,
+        key: &Item,
+        home: &Region,
+        incoming: &[&Version],
+        revert: bool,
+        deadline: Instant,
+    ) -> Result<HomeMerge, RecordError> {
+        let c = &self.config;
+        for attempt in 1..=MAX_ATTEMPTS {
+            let ctx = WriteContext {
+                region: home.clone(),
+                time_ms: now_ms(),
+                nonce: rand::random(),
+                by: WriterKind::Resolver,
+            };
+            let current = self.retrying(deadline, || self.table.get(home, key)).await?;
+            let (base, condition) = match &current {
+                None => (None, PutCondition::NotExists),
+                Some(item) if item.contains_key(&c.schema.stamp_attribute) => {
+                    let base = c.schema.decode(item)?;
+                    let dot = base.header.dot().encode();
+                    (Some(base), PutCondition::DotIs(dot))
+                }
+                Some(item) => {
+                    // A legacy copy without a stamp: adopt it as a write of
+                    // the home, concurrent with everything incoming.
+                    let (empty, draft) = adopt_unstamped(item, &ctx, &c.schema)?;
+                    let adopted = apply(&empty, &draft, &ctx, &c.merger, &c.schema, None)?;
+                    (Some(adopted), PutCondition::Unstamped)
+                }
+            };
+            let mut explanation = Explanation::default();
+            let mut merged: Option<Version> = base.clone();
+            for version in incoming {
+                merged = Some(match merged {
+                    None => (*version).clone(),
+                    Some(acc) => {
+                        let m = c.merger.merge_into(acc, version);
+                        explanation.attributes.extend(m.explanation.attributes);
+                        explanation.disjoint_windows.extend(m.explanation.disjoint_windows);
+                        m.version
+                    }
+                });
+            }
+            let Some(merged) = merged else {
+                return Err(RecordError::Malformed(ClassifyError::MissingImage("merge", "any")));
+            };
+            if condition != PutCondition::Unstamped && base.as_ref().is_some_and(|b| b.covers(&merged)) {
+                return Ok(HomeMerge {
+                    wrote: false,
+                    stamp: None,
+                    explanation,
+                });
+            }
+            let next = match (&base, revert) {
+                (Some(base), true) => revert_to(base, &merged, &ctx, c)?,
+                _ => restamp(merged, &ctx, &c.merger),
+            };
+            let item = c.schema.encode(&next);
+            match self.retrying(deadline, || self.table.put(home, &item, &condition)).await {
+                Ok(()) => {
+                    return Ok(HomeMerge {
+                        wrote: true,
+                        stamp: item.get(&c.schema.stamp_attribute).cloned(),
+                        explanation,
+                    })
+                }
+                Err(RecordError::Store(StoreError::ConditionFailed)) => {
+                    tracing::debug!(attempt, home = %home, "home copy changed under the merge; retrying");
+                    tokio::time::sleep(Duration::from_millis(10 << attempt.min(6))).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(RecordError::Contended(MAX_ATTEMPTS))
+    }
+
+    /// Runs `call`, retrying retryable store errors (throttling, 5xx left
+    /// over after the SDK's own retries) while the deadline allows.
+    async fn retrying<T, F, Fut>(&self, deadline: Instant, mut call: F) -> Result<T, RecordError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match call().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_retryable() => {
+                    if Instant::now() + delay + DEADLINE_MARGIN >= deadline {
+                        tracing::warn!(error = %e, "retryable error but out of time");
+                        return Err(e.into());
+                    }
+                    tracing::warn!(error = %e, ?delay, "retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// The result of a merge into the home copy.
+struct HomeMerge {
+    wrote: bool,
+    stamp: Option<AttributeValue>,
+    explanation: Explanation,
+}
+
+/// `reject`: a write on top of `merged` (which knows the incoming edits)
+/// that puts every value back to what `base` showed.
+fn revert_to(base: &Version, merged: &Version, ctx: &WriteContext, c: &Config) -> Result<Version, RecordError> {
+    let mut draft = Draft::new(merged.values());
+    let wanted = base.values();
+    for name in merged.values().keys() {
+        if !wanted.contains_key(name) && !c.merger.rules.is_counter(name) {
+            draft.remove(name);
+        }
+    }
+    for (name, value) in wanted {
+        draft.set(&name, value);
+    }
+    Ok(apply(merged, &draft, ctx, &c.merger, &c.schema, None)?)
+}
+
+/// A Lambda deadline (epoch ms) as an `Instant`.
+pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
+    let left = deadline_ms.saturating_sub(now_ms());
+    Instant::now() + Duration::from_millis(left)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,28 @@
+//! Lambda entry point: tracing, configuration, clients; then the handler.
+
+use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use homeward::dynamo::DynamoStore;
+use homeward::{Registry, Schema};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use resolver::{deadline_from_epoch_ms, Config, Resolver};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    // JSON when the function's LoggingConfig says so (AWS_LAMBDA_LOG_FORMAT).
+    lambda_runtime::tracing::init_default_subscriber();
+    // Custom merge rules are registered here by name (see the README).
+    let config = Config::from_env(&Registry::new())?;
+    // AWS_ENDPOINT_URL (e.g. moto) and the SDK's retry/timeout settings apply.
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let table = DynamoStore::new(sdk.clone(), &config.table, config.schema.clone());
+    let journal = DynamoStore::new(sdk, &config.journal_table, Schema::new("pk", Some("sk")));
+    let resolver = Resolver::new(config, table, journal);
+    let resolver = &resolver;
+    run(service_fn(move |event: LambdaEvent<Event>| async move {
+        let deadline = deadline_from_epoch_ms(event.context.deadline);
+        let (response, _) = resolver.handle(&event.payload, deadline).await;
+        Ok::<DynamoDbEventResponse, Error>(response)
+    }))
+    .await
+}
