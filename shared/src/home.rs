@@ -73,6 +73,13 @@ impl HomeStrategy {
             .map_err(|e| format!("home {text:?} is not a Region: {e}"))
     }
 
+    /// The attribute of the item this strategy reads.
+    pub fn attribute(&self) -> &str {
+        match self {
+            HomeStrategy::Attribute(name) | HomeStrategy::KeyPrefix(name) | HomeStrategy::Stamp(name) => name,
+        }
+    }
+
     /// Whether the home can move (a key prefix cannot).
     pub fn can_rehome(&self) -> bool {
         !matches!(self, HomeStrategy::KeyPrefix(_))

@@ -7,12 +7,12 @@
 //! must not be applied ahead of it); the rest of the batch goes on.
 
 pub mod config;
+pub mod event;
 pub mod journal;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures_util::stream::{self, StreamExt};
 use homeward::classify::{classify, Class, ClassifyError, EventKind};
@@ -22,6 +22,7 @@ use homeward::{Draft, PutCondition, Region, StampError, Store, StoreError, Versi
 use serde_dynamo::{AttributeValue, Item};
 
 pub use config::{Action, Config};
+pub use event::{StreamEvent, StreamRecord};
 use journal::Entry;
 
 /// Why one record failed. It is reported to Lambda as a batch item failure.
@@ -29,6 +30,8 @@ use journal::Entry;
 pub enum RecordError {
     #[error("malformed record: {0}")]
     Malformed(#[from] ClassifyError),
+    #[error("malformed record: {0} image is not a DynamoDB item: {1}")]
+    Image(&'static str, String),
     #[error("malformed stamp: {0}")]
     Stamp(#[from] StampError),
     #[error("{0}")]
@@ -78,11 +81,11 @@ impl<S: Store, J: Store> Resolver<S, J> {
     }
 
     /// Processes a batch; the response lists every record that failed.
-    pub async fn handle(&self, event: &Event, deadline: Instant) -> (DynamoDbEventResponse, Summary) {
-        let mut groups: Vec<Vec<&EventRecord>> = Vec::new();
+    pub async fn handle(&self, event: &StreamEvent, deadline: Instant) -> (DynamoDbEventResponse, Summary) {
+        let mut groups: Vec<Vec<&StreamRecord>> = Vec::new();
         let mut by_key: HashMap<String, usize> = HashMap::new();
         for record in &event.records {
-            let key = journal::key_text(&record.change.keys);
+            let key = journal::key_text(&record.dynamodb.keys);
             let index = *by_key.entry(key).or_insert_with(|| {
                 groups.push(Vec::new());
                 groups.len() - 1
@@ -129,13 +132,13 @@ impl<S: Store, J: Store> Resolver<S, J> {
     /// too, so Lambda redelivers them in order.
     async fn process_item(
         &self,
-        records: Vec<&EventRecord>,
+        records: Vec<&StreamRecord>,
         deadline: Instant,
     ) -> Vec<(Option<String>, Result<Outcome, RecordError>)> {
         let mut out = Vec::with_capacity(records.len());
         let mut failed = false;
         for record in records {
-            let sequence = record.change.sequence_number.clone();
+            let sequence = record.dynamodb.sequence_number.clone();
             if failed {
                 out.push((sequence, Err(RecordError::Deadline)));
                 continue;
@@ -145,7 +148,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 failed = true;
                 tracing::error!(
                     sequence = sequence.as_deref().unwrap_or("none"),
-                    key = %journal::key_text(&record.change.keys),
+                    key = %journal::key_text(&record.dynamodb.keys),
                     event = %record.event_name,
                     error = %e,
                     "record failed"
@@ -157,33 +160,18 @@ impl<S: Store, J: Store> Resolver<S, J> {
     }
 
     /// Classifies one record and acts on it.
-    pub async fn process_record(&self, record: &EventRecord, deadline: Instant) -> Result<Outcome, RecordError> {
-        let kind = EventKind::parse(&record.event_name)?;
-        let ttl = record
-            .user_identity
-            .as_ref()
-            .is_some_and(|u| u.type_ == "Service" && u.principal_id == "dynamodb.amazonaws.com");
-        let image = |i: &Item| if i.is_empty() { None } else { Some(i.clone()) };
-        let new = image(&record.change.new_image);
-        let old = image(&record.change.old_image);
+    pub async fn process_record(&self, record: &StreamRecord, deadline: Instant) -> Result<Outcome, RecordError> {
         let c = &self.config;
-        let class = classify(
-            &c.region,
-            kind,
-            ttl,
-            new.as_ref(),
-            old.as_ref(),
-            &c.schema.stamp_attribute,
-            &c.homes,
-        )?;
+        let change = &record.dynamodb;
+        let Triaged { class, new, old } = triage(c, record)?;
         let name = class.name();
         let done = |wrote, journaled| Outcome {
             class: name,
             wrote,
             journaled,
         };
-        let key = &record.change.keys;
-        let sequence = record.change.sequence_number.as_deref().unwrap_or("none");
+        let key = &change.keys;
+        let sequence = change.sequence_number.as_deref().unwrap_or("none");
         match class {
             Class::TtlDelete | Class::Replicated | Class::Echo | Class::HomeWrite | Class::NoOp => Ok(done(false, false)),
             Class::Unattributed { reason } => {
@@ -407,6 +395,50 @@ impl<S: Store, J: Store> Resolver<S, J> {
             }
         }
     }
+}
+
+/// A classified record, with its images decoded whole when it needs action.
+#[derive(Debug)]
+pub struct Triaged {
+    pub class: Class,
+    pub new: Option<Item>,
+    pub old: Option<Item>,
+}
+
+/// Classifies a record from its stamps and home attribute alone, and
+/// decodes the whole images only when the record needs action. Pure.
+///
+/// # Errors
+/// [`RecordError`] naming what is malformed.
+pub fn triage(c: &Config, record: &StreamRecord) -> Result<Triaged, RecordError> {
+    let kind = EventKind::parse(&record.event_name)?;
+    let ttl = record.is_ttl_delete();
+    let change = &record.dynamodb;
+    let wanted = [c.schema.stamp_attribute.as_str(), c.homes.attribute()];
+    let image = |raw: &Option<Box<serde_json::value::RawValue>>, which, whole: bool| {
+        raw.as_deref()
+            .map(|r| if whole { event::full_image(r) } else { event::partial_image(r, &wanted) })
+            .transpose()
+            .map_err(|e| RecordError::Image(which, e.to_string()))
+    };
+    let classify_with = |new: Option<&Item>, old: Option<&Item>| {
+        classify(&c.region, kind, ttl, new, old, &c.schema.stamp_attribute, &c.homes)
+    };
+    let (new, old) = (image(&change.new_image, "new", false)?, image(&change.old_image, "old", false)?);
+    let class = classify_with(new.as_ref(), old.as_ref())?;
+    if matches!(class, Class::Replicated | Class::Echo | Class::HomeWrite | Class::TtlDelete) {
+        return Ok(Triaged { class, new: None, old: None });
+    }
+    // This record needs action (or a closer look): decode it whole.
+    let (new, old) = (image(&change.new_image, "new", true)?, image(&change.old_image, "old", true)?);
+    let class = if class == Class::NoOp {
+        // Equal stamps: only the whole images tell a no-op from a write
+        // that left a stale stamp.
+        classify_with(new.as_ref(), old.as_ref())?
+    } else {
+        class
+    };
+    Ok(Triaged { class, new, old })
 }
 
 /// The result of a merge into the home copy.

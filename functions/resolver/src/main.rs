@@ -1,11 +1,10 @@
 //! Lambda entry point: tracing, configuration, clients; then the handler.
 
-use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use homeward::dynamo::DynamoStore;
 use homeward::{Registry, Schema};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use resolver::{deadline_from_epoch_ms, Config, Resolver};
+use resolver::{deadline_from_epoch_ms, Config, Resolver, StreamEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -19,7 +18,7 @@ async fn main() -> Result<(), Error> {
     let journal = DynamoStore::new(sdk, &config.journal_table, Schema::new("pk", Some("sk")));
     let resolver = Resolver::new(config, table, journal);
     let resolver = &resolver;
-    run(service_fn(move |event: LambdaEvent<Event>| async move {
+    run(service_fn(move |event: LambdaEvent<StreamEvent>| async move {
         let deadline = deadline_from_epoch_ms(event.context.deadline);
         let (response, _) = resolver.handle(&event.payload, deadline).await;
         Ok::<DynamoDbEventResponse, Error>(response)
