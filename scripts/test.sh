@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Homeward's checks, in order (CI runs them through .ci/run).
+#   bash scripts/test.sh              every step
+#   bash scripts/test.sh clippy test  only those steps
+# To add a step: write a `step_<name>` function and add <name> to STEPS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# moto serves DynamoDB and DynamoDB Streams locally for the integration tests.
+MOTO_VERSION=5.2.5
+STEPS=(venv fmt clippy test)
+
+header() {
+    printf '\n==> %s\n' "$*"
+}
+
+step_venv() {
+    header "python venv with moto[server]==$MOTO_VERSION (.venv)"
+    if [[ ! -x .venv/bin/python ]]; then
+        python3 -m venv .venv
+    fi
+    if [[ ! -x .venv/bin/moto_server ]]; then
+        .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+    fi
+    .venv/bin/python -c 'import moto; print("moto", moto.__version__)'
+}
+
+step_fmt() {
+    header "cargo fmt --check"
+    cargo fmt --all --check
+}
+
+step_clippy() {
+    header "cargo clippy -D warnings"
+    cargo clippy --workspace --all-targets -- -D warnings
+}
+
+step_test() {
+    header "cargo test (integration tests start moto from .venv)"
+    cargo test --workspace
+}
+
+main() {
+    local steps=("$@")
+    if [[ ${#steps[@]} -eq 0 ]]; then
+        steps=("${STEPS[@]}")
+    fi
+    local step start
+    for step in "${steps[@]}"; do
+        if ! declare -F "step_$step" >/dev/null; then
+            echo "unknown step '$step' (known: ${STEPS[*]})" >&2
+            exit 2
+        fi
+        start=$SECONDS
+        "step_$step"
+        echo "--- $step ok in $((SECONDS - start)) s"
+    done
+}
+
+main "$@"
