@@ -13,8 +13,8 @@ use homeward::classify::{classify, Class, EventKind};
 use homeward::edit::{apply, empty_version, WriteContext};
 use homeward::home::HomeStrategy;
 use homeward::{Draft, Merger, Region, Schema, Version, WriterKind};
-use serde_dynamo::AttributeValue;
 use resolver::{triage, Config, StreamEvent};
+use serde_dynamo::AttributeValue;
 use serde_json::json;
 
 const REGIONS: [&str; 3] = ["us-east-1", "us-west-2", "eu-west-1"];
@@ -30,7 +30,10 @@ fn ctx(region: &str, t: u64) -> WriteContext {
 
 fn item_version(i: usize, home: &str, merger: &Merger, schema: &Schema) -> Version {
     let key: BTreeMap<String, AttributeValue> = [
-        ("pk".to_string(), AttributeValue::S(format!("customer#{i:06}"))),
+        (
+            "pk".to_string(),
+            AttributeValue::S(format!("customer#{i:06}")),
+        ),
         ("sk".to_string(), AttributeValue::S("profile".into())),
     ]
     .into();
@@ -41,11 +44,16 @@ fn item_version(i: usize, home: &str, merger: &Merger, schema: &Schema) -> Versi
         let value = if a % 3 == 0 {
             AttributeValue::N(format!("{}", 1000 + a * 37 + i))
         } else {
-            AttributeValue::S(format!("value of attribute {a} for customer {i}, with text"))
+            AttributeValue::S(format!(
+                "value of attribute {a} for customer {i}, with text"
+            ))
         };
         d.set(&format!("attr_{a:02}"), value);
     }
-    d.set("tags", AttributeValue::Ss(vec!["gold".into(), "newsletter".into()]));
+    d.set(
+        "tags",
+        AttributeValue::Ss(vec!["gold".into(), "newsletter".into()]),
+    );
     d.increment("stock", 10);
     apply(&empty_version(key, &c), &d, &c, merger, schema, None).unwrap()
 }
@@ -112,13 +120,21 @@ fn pure_path(bytes: &str, config: &Config) -> usize {
 
 /// The same work on the fully decoded `aws_lambda_events` event, for
 /// comparison: every image is built whether it is needed or not.
-fn eager_path(bytes: &str, merger: &Merger, schema: &Schema, homes: &HomeStrategy, local: &Region) -> usize {
+fn eager_path(
+    bytes: &str,
+    merger: &Merger,
+    schema: &Schema,
+    homes: &HomeStrategy,
+    local: &Region,
+) -> usize {
     let event: Event = serde_json::from_str(bytes).unwrap();
     let mut merged = 0;
     for r in &event.records {
         let (new, old) = (&r.change.new_image, &r.change.old_image);
         let kind = EventKind::parse(&r.event_name).unwrap();
-        if let Class::Foreign { .. } = classify(local, kind, false, Some(new), Some(old), "_hw", homes).unwrap() {
+        if let Class::Foreign { .. } =
+            classify(local, kind, false, Some(new), Some(old), "_hw", homes).unwrap()
+        {
             black_box(merger.merge_into(schema.decode(old).unwrap(), &schema.decode(new).unwrap()));
             merged += 1;
         }
@@ -137,10 +153,17 @@ fn bench(c: &mut Criterion) {
         ("TABLE_KEY", "pk,sk"),
         ("AWS_REGION", "us-east-1"),
         ("JOURNAL_TABLE", "J"),
-        ("MERGE_RULES", r#"{"attributes":{"stock":"counter","tags":"union","rating":"max"}}"#),
+        (
+            "MERGE_RULES",
+            r#"{"attributes":{"stock":"counter","tags":"union","rating":"max"}}"#,
+        ),
     ];
     let config = Config::from_lookup(
-        |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()),
+        |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        },
         &homeward::Registry::new(),
     )
     .unwrap();
@@ -157,21 +180,49 @@ fn bench(c: &mut Criterion) {
     g.bench_function("pure path: lazy decode, triage, merge foreign", |b| {
         b.iter(|| pure_path(black_box(&bytes), &config))
     });
-    g.bench_function("eager: aws_lambda_events decode, classify, merge foreign", |b| {
-        b.iter(|| eager_path(black_box(&bytes), &merger, &schema, &homes, &local))
-    });
+    g.bench_function(
+        "eager: aws_lambda_events decode, classify, merge foreign",
+        |b| b.iter(|| eager_path(black_box(&bytes), &merger, &schema, &homes, &local)),
+    );
     if std::env::var("PROBE").is_ok() {
-        g.bench_function("probe: StreamEvent only", |b| b.iter(|| serde_json::from_str::<StreamEvent>(black_box(&bytes)).unwrap().records.len()));
+        g.bench_function("probe: StreamEvent only", |b| {
+            b.iter(|| {
+                serde_json::from_str::<StreamEvent>(black_box(&bytes))
+                    .unwrap()
+                    .records
+                    .len()
+            })
+        });
         let ev: StreamEvent = serde_json::from_str(&bytes).unwrap();
-        g.bench_function("probe: partial images", |b| b.iter(|| {
-            for r in &ev.records {
-                black_box(resolver::event::partial_image(r.dynamodb.new_image.as_deref().unwrap(), &["_hw", "home_region"]).unwrap());
-                black_box(resolver::event::partial_image(r.dynamodb.old_image.as_deref().unwrap(), &["_hw", "home_region"]).unwrap());
-            }
-        }));
-        g.bench_function("probe: triage", |b| b.iter(|| {
-            for r in &ev.records { black_box(triage(&config, r).unwrap()); }
-        }));
+        g.bench_function("probe: partial images", |b| {
+            b.iter(|| {
+                for r in &ev.records {
+                    black_box(
+                        resolver::event::partial_image(
+                            r.dynamodb.new_image.as_deref().unwrap(),
+                            &["home_region"],
+                            "_hw",
+                        )
+                        .unwrap(),
+                    );
+                    black_box(
+                        resolver::event::partial_image(
+                            r.dynamodb.old_image.as_deref().unwrap(),
+                            &["home_region"],
+                            "_hw",
+                        )
+                        .unwrap(),
+                    );
+                }
+            })
+        });
+        g.bench_function("probe: triage", |b| {
+            b.iter(|| {
+                for r in &ev.records {
+                    black_box(triage(&config, r).unwrap());
+                }
+            })
+        });
     }
     g.finish();
 }

@@ -79,7 +79,8 @@ fn record(r: Rec) -> Value {
         "SizeBytes": 0,
         "StreamViewType": "NEW_AND_OLD_IMAGES",
     });
-    let size = serde_json::to_string(&r.new).unwrap().len() + serde_json::to_string(&r.old).unwrap().len();
+    let size =
+        serde_json::to_string(&r.new).unwrap().len() + serde_json::to_string(&r.old).unwrap().len();
     change["SizeBytes"] = json!(size);
     if let Some(new) = &r.new {
         change["NewImage"] = serde_json::to_value(new).unwrap();
@@ -105,7 +106,8 @@ fn record(r: Rec) -> Value {
 fn save(name: &str, records: Vec<Value>) {
     let path = format!("events/{name}.json");
     let text = serde_json::to_string_pretty(&json!({ "Records": records })).unwrap() + "\n";
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {path}: {e} (run from the repository root)"));
+    std::fs::write(&path, text)
+        .unwrap_or_else(|e| panic!("writing {path}: {e} (run from the repository root)"));
     println!("wrote {path}");
 }
 
@@ -123,21 +125,70 @@ fn main() {
         sequence,
         ttl: false,
     };
-    save("foreign-write", vec![record(rec("MODIFY", "us-east-1", Some(&foreign), Some(&jaws), 1))]);
-    save("replicated", vec![record(rec("MODIFY", "us-west-1", Some(&foreign), Some(&jaws), 2))]);
+    save(
+        "foreign-write",
+        vec![record(rec(
+            "MODIFY",
+            "us-east-1",
+            Some(&foreign),
+            Some(&jaws),
+            1,
+        ))],
+    );
+    save(
+        "replicated",
+        vec![record(rec(
+            "MODIFY",
+            "us-west-1",
+            Some(&foreign),
+            Some(&jaws),
+            2,
+        ))],
+    );
     let home = write(&jaws, "us-west-1", 1_200, |d| {
         d.set("director", AttributeValue::S("S. Spielberg".into()));
     });
-    save("home-write", vec![record(rec("MODIFY", "us-west-1", Some(&home), Some(&jaws), 3))]);
+    save(
+        "home-write",
+        vec![record(rec(
+            "MODIFY",
+            "us-west-1",
+            Some(&home),
+            Some(&jaws),
+            3,
+        ))],
+    );
 
     // The us-west-1 edit (made without seeing us-east-1's) wins
     // last-writer-wins in us-east-1 and overwrites the rating change there.
-    save("clobber", vec![record(rec("MODIFY", "us-east-1", Some(&home), Some(&foreign), 4))]);
+    save(
+        "clobber",
+        vec![record(rec(
+            "MODIFY",
+            "us-east-1",
+            Some(&home),
+            Some(&foreign),
+            4,
+        ))],
+    );
 
     // The resolver's merge, written in the home Region, seen there.
     let merged = merger().merge(&home, &foreign).version;
-    let fixed = restamp(merged, &ctx("us-west-1", WriterKind::Resolver, 2_000), &merger());
-    save("echo", vec![record(rec("MODIFY", "us-west-1", Some(&fixed), Some(&home), 5))]);
+    let fixed = restamp(
+        merged,
+        &ctx("us-west-1", WriterKind::Resolver, 2_000),
+        &merger(),
+    );
+    save(
+        "echo",
+        vec![record(rec(
+            "MODIFY",
+            "us-west-1",
+            Some(&fixed),
+            Some(&home),
+            5,
+        ))],
+    );
 
     // A legacy writer that ignores the stamp protocol.
     let mut legacy = item(&movie(1944, "Lifeboat", "Alfred Hitchcock", "us-east-1"));
@@ -178,7 +229,13 @@ fn main() {
     let mut no_old = record(rec("MODIFY", "eu-west-1", Some(&titanic_away), None, 10));
     no_old["dynamodb"]["Keys"]["title"] = json!({"S": "The Abyss"});
     no_old["dynamodb"]["NewImage"]["title"] = json!({"S": "The Abyss"});
-    let mut bad_stamp = record(rec("MODIFY", "eu-west-1", Some(&titanic_away), Some(&titanic), 11));
+    let mut bad_stamp = record(rec(
+        "MODIFY",
+        "eu-west-1",
+        Some(&titanic_away),
+        Some(&titanic),
+        11,
+    ));
     bad_stamp["dynamodb"]["Keys"]["title"] = json!({"S": "Aliens"});
     bad_stamp["dynamodb"]["NewImage"]["title"] = json!({"S": "Aliens"});
     bad_stamp["dynamodb"]["OldImage"]["title"] = json!({"S": "Aliens"});
@@ -186,10 +243,22 @@ fn main() {
     save(
         "malformed",
         vec![
-            record(rec("MODIFY", "eu-west-1", Some(&lifeboat_away), Some(&lifeboat), 9)),
+            record(rec(
+                "MODIFY",
+                "eu-west-1",
+                Some(&lifeboat_away),
+                Some(&lifeboat),
+                9,
+            )),
             no_old,
             bad_stamp,
-            record(rec("MODIFY", "eu-west-1", Some(&titanic_away), Some(&titanic), 12)),
+            record(rec(
+                "MODIFY",
+                "eu-west-1",
+                Some(&titanic_away),
+                Some(&titanic),
+                12,
+            )),
         ],
     );
 }

@@ -21,7 +21,9 @@ impl Action {
             "reconcile" => Ok(Action::Reconcile),
             "reject" => Ok(Action::Reject),
             "journal-only" => Ok(Action::JournalOnly),
-            other => Err(format!("`{other}` is not one of reconcile, reject, journal-only")),
+            other => Err(format!(
+                "`{other}` is not one of reconcile, reject, journal-only"
+            )),
         }
     }
 
@@ -73,7 +75,10 @@ impl Config {
     ///
     /// # Errors
     /// [`ConfigError`] naming the variable.
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>, custom_rules: &Registry) -> Result<Self, ConfigError> {
+    pub fn from_lookup(
+        var: impl Fn(&str) -> Option<String>,
+        custom_rules: &Registry,
+    ) -> Result<Self, ConfigError> {
         let required = |name: &'static str| {
             var(name).filter(|v| !v.is_empty()).ok_or(ConfigError {
                 variable: name,
@@ -90,25 +95,35 @@ impl Config {
         })?;
         let sort = parts.next();
         if parts.next().is_some() || sort.is_some_and(str::is_empty) {
-            return Err(bad("TABLE_KEY")(format!("`{key}` should be `partition` or `partition,sort`")));
+            return Err(bad("TABLE_KEY")(format!(
+                "`{key}` should be `partition` or `partition,sort`"
+            )));
         }
-        let stamp_attribute = var("STAMP_ATTRIBUTE").unwrap_or_else(|| homeward::stamp::DEFAULT_STAMP_ATTRIBUTE.into());
+        let stamp_attribute = var("STAMP_ATTRIBUTE")
+            .unwrap_or_else(|| homeward::stamp::DEFAULT_STAMP_ATTRIBUTE.into());
         let schema = Schema::new(partition, sort).with_stamp_attribute(&stamp_attribute);
 
-        let region = Region::parse(&required("AWS_REGION")?).map_err(|e| bad("AWS_REGION")(e.to_string()))?;
+        let region = Region::parse(&required("AWS_REGION")?)
+            .map_err(|e| bad("AWS_REGION")(e.to_string()))?;
         let homes = HomeStrategy::parse(
             &var("HOME_STRATEGY").unwrap_or_else(|| "attribute:home_region".into()),
             &stamp_attribute,
         )
         .map_err(bad("HOME_STRATEGY"))?;
-        let rules = Rules::from_json(&var("MERGE_RULES").unwrap_or_else(|| "{}".into()), custom_rules)
+        let rules = Rules::from_json(
+            &var("MERGE_RULES").unwrap_or_else(|| "{}".into()),
+            custom_rules,
+        )
+        .map_err(|e| bad("MERGE_RULES")(e.to_string()))?;
+        rules
+            .check_schema(&schema)
             .map_err(|e| bad("MERGE_RULES")(e.to_string()))?;
-        rules.check_schema(&schema).map_err(|e| bad("MERGE_RULES")(e.to_string()))?;
         let mut merger = Merger::new(rules);
         if let Some(w) = var("DOT_WINDOW") {
             merger.window = parse_number(&w, 4, 1024).map_err(bad("DOT_WINDOW"))?;
         }
-        let action = Action::parse(&var("ACTION").unwrap_or_else(|| "reconcile".into())).map_err(bad("ACTION"))?;
+        let action = Action::parse(&var("ACTION").unwrap_or_else(|| "reconcile".into()))
+            .map_err(bad("ACTION"))?;
         let journal_table = required("JOURNAL_TABLE")?;
         let journal_ttl_days = match var("JOURNAL_TTL_DAYS") {
             Some(d) => parse_number(&d, 1, 3650).map_err(bad("JOURNAL_TTL_DAYS"))? as u64,
@@ -117,7 +132,11 @@ impl Config {
         let journal_unattributed = match var("JOURNAL_UNATTRIBUTED").as_deref() {
             None | Some("true") => true,
             Some("false") => false,
-            Some(other) => return Err(bad("JOURNAL_UNATTRIBUTED")(format!("`{other}` is not true or false"))),
+            Some(other) => {
+                return Err(bad("JOURNAL_UNATTRIBUTED")(format!(
+                    "`{other}` is not true or false"
+                )))
+            }
         };
         let concurrency = match var("CONCURRENCY") {
             Some(c) => parse_number(&c, 1, 1024).map_err(bad("CONCURRENCY"))?,
@@ -141,7 +160,9 @@ impl Config {
 fn parse_number(text: &str, min: usize, max: usize) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(format!("`{text}` is not a whole number from {min} to {max}")),
+        _ => Err(format!(
+            "`{text}` is not a whole number from {min} to {max}"
+        )),
     }
 }
 
@@ -151,7 +172,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned(), &Registry::new())
     }
 
@@ -180,7 +204,8 @@ mod tests {
             load(&vars).unwrap_err().to_string()
         };
         assert!(with("ACTION", "merge").contains("ACTION: `merge` is not one of"));
-        assert!(with("MERGE_RULES", r#"{"attributes":{"year":"max"}}"#).contains("MERGE_RULES: attribute `year` is a key"));
+        assert!(with("MERGE_RULES", r#"{"attributes":{"year":"max"}}"#)
+            .contains("MERGE_RULES: attribute `year` is a key"));
         assert!(with("CONCURRENCY", "0").contains("CONCURRENCY"));
         assert!(with("TABLE_KEY", "a,b,c").contains("TABLE_KEY"));
         assert!(with("HOME_STRATEGY", "nearest").contains("HOME_STRATEGY"));

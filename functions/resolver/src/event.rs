@@ -63,7 +63,9 @@ impl StreamEvent {
     ///
     /// # Errors
     /// When the event does not serialize to the stream event format.
-    pub fn from_lambda(event: &aws_lambda_events::event::dynamodb::Event) -> Result<Self, serde_json::Error> {
+    pub fn from_lambda(
+        event: &aws_lambda_events::event::dynamodb::Event,
+    ) -> Result<Self, serde_json::Error> {
         serde_json::from_str(&serde_json::to_string(event)?)
     }
 }
@@ -76,18 +78,91 @@ pub fn full_image(raw: &RawValue) -> Result<Item, serde_json::Error> {
     serde_json::from_str(raw.get())
 }
 
-/// Only the named top-level attributes of the image; the rest is skipped
-/// without being built.
+/// The stamp fields classification reads; the per-attribute dots, sibling
+/// values and counters (most of a stamp) are skipped.
+const STAMP_HEADER_FIELDS: &[&str] = &["o", "t", "by", "dot", "k", "h", "e"];
+
+/// Only the named top-level attributes of the image, and of the stamp
+/// attribute only its header fields; the rest is skipped without being
+/// built.
 ///
 /// # Errors
 /// When the image is not a JSON object or a named attribute is malformed.
-pub fn partial_image(raw: &RawValue, wanted: &[&str]) -> Result<Item, serde_json::Error> {
+pub fn partial_image(
+    raw: &RawValue,
+    wanted: &[&str],
+    stamp_attribute: &str,
+) -> Result<Item, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(raw.get());
-    Picker { wanted }.deserialize(&mut de)
+    Picker {
+        wanted,
+        stamp_attribute,
+    }
+    .deserialize(&mut de)
 }
 
 struct Picker<'w> {
     wanted: &'w [&'w str],
+    stamp_attribute: &'w str,
+}
+
+/// A stamp map (`{"M": {...}}`) with only its header fields.
+struct StampHeader;
+
+impl<'de> DeserializeSeed<'de> for StampHeader {
+    type Value = AttributeValue;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<AttributeValue, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StampHeader {
+    type Value = AttributeValue;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a stamp map {\"M\": {...}}")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AttributeValue, A::Error> {
+        let mut out = AttributeValue::Null(true);
+        while let Some(Key(tag)) = map.next_key()? {
+            if tag == "M" {
+                out = AttributeValue::M(map.next_value_seed(Fields(STAMP_HEADER_FIELDS))?);
+            } else {
+                // Not a map: keep it whole, so the stamp check names it.
+                let value: serde_json::Value = map.next_value()?;
+                let one = serde_json::json!({ tag.as_ref(): value });
+                out = serde_json::from_value(one).map_err(serde::de::Error::custom)?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The named entries of a JSON object of attribute values.
+struct Fields<'w>(&'w [&'w str]);
+
+impl<'de> DeserializeSeed<'de> for Fields<'_> {
+    type Value = std::collections::HashMap<String, AttributeValue>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Fields<'_> {
+    type Value = std::collections::HashMap<String, AttributeValue>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map of attribute values")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = std::collections::HashMap::new();
+        while let Some(Key(name)) = map.next_key()? {
+            if self.0.contains(&name.as_ref()) {
+                out.insert(name.into_owned(), map.next_value()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// A map key, borrowed from the input when it has no escapes.
@@ -127,7 +202,10 @@ impl<'de> Visitor<'de> for Picker<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
         let mut item = Item::from(std::collections::HashMap::<String, AttributeValue>::new());
         while let Some(Key(name)) = map.next_key()? {
-            if self.wanted.contains(&name.as_ref()) {
+            if name == self.stamp_attribute {
+                let value = map.next_value_seed(StampHeader)?;
+                item.insert(name.into_owned(), value);
+            } else if self.wanted.contains(&name.as_ref()) {
                 let value: AttributeValue = map.next_value()?;
                 item.insert(name.into_owned(), value);
             } else {
@@ -148,11 +226,15 @@ mod tests {
             r#"{"a":{"S":"x"},"b\u0020":{"N":"1"},"_hw":{"M":{"o":{"S":"us-east-1"}}},"c":{"L":[{"S":"y"}]}}"#.into(),
         )
         .unwrap();
-        let item = partial_image(&raw, &["_hw", "b "]).unwrap();
+        let item = partial_image(&raw, &["b "], "_hw").unwrap();
         assert_eq!(item.len(), 2);
+        let AttributeValue::M(stamp) = &item["_hw"] else {
+            panic!()
+        };
+        assert_eq!(stamp.get("o"), Some(&AttributeValue::S("us-east-1".into())));
         assert_eq!(item.get("b "), Some(&AttributeValue::N("1".into())));
         assert_eq!(full_image(&raw).unwrap().len(), 4);
         let bad = RawValue::from_string(r#"{"_hw":{"Q":1}}"#.into()).unwrap();
-        assert!(partial_image(&bad, &["_hw"]).is_err());
+        assert!(partial_image(&bad, &[], "_hw").is_err());
     }
 }

@@ -58,9 +58,15 @@ impl Entry<'_> {
     pub fn to_item(&self) -> Item {
         let mut m: HashMap<String, AttributeValue> = HashMap::new();
         let s = |v: &str| AttributeValue::S(v.to_owned());
-        m.insert("pk".into(), s(&format!("{}#{}", self.table, key_text(self.item_key))));
+        m.insert(
+            "pk".into(),
+            s(&format!("{}#{}", self.table, key_text(self.item_key))),
+        );
         m.insert("sk".into(), s(&format!("{}#{}", self.kind, self.identity)));
-        m.insert("item_key".into(), AttributeValue::M(self.item_key.clone().into_inner()));
+        m.insert(
+            "item_key".into(),
+            AttributeValue::M(self.item_key.clone().into_inner()),
+        );
         m.insert("kind".into(), s(self.kind));
         m.insert("action".into(), s(self.action));
         m.insert("detected_in".into(), s(self.detected_in));
@@ -90,7 +96,11 @@ impl Entry<'_> {
                 .collect();
             m.insert("explanation".into(), AttributeValue::L(list));
             if !explanation.disjoint_windows.is_empty() {
-                let regions = explanation.disjoint_windows.iter().map(|r| r.to_string()).collect();
+                let regions = explanation
+                    .disjoint_windows
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect();
                 m.insert("disjoint_windows".into(), AttributeValue::Ss(regions));
             }
         }
@@ -110,7 +120,12 @@ impl Entry<'_> {
             let m = self
                 .versions
                 .iter()
-                .map(|(name, item)| (name.to_string(), AttributeValue::M((*item).clone().into_inner())))
+                .map(|(name, item)| {
+                    (
+                        name.to_string(),
+                        AttributeValue::M((*item).clone().into_inner()),
+                    )
+                })
                 .collect();
             return AttributeValue::M(m);
         }
@@ -144,7 +159,10 @@ impl Entry<'_> {
             })
             .collect();
         let mut out: HashMap<String, AttributeValue> = m;
-        out.insert("only_differing_attributes".into(), AttributeValue::Bool(true));
+        out.insert(
+            "only_differing_attributes".into(),
+            AttributeValue::Bool(true),
+        );
         AttributeValue::M(out)
     }
 }

@@ -77,11 +77,19 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(1_500);
 
 impl<S: Store, J: Store> Resolver<S, J> {
     pub fn new(config: Config, table: S, journal: J) -> Self {
-        Resolver { config, table, journal }
+        Resolver {
+            config,
+            table,
+            journal,
+        }
     }
 
     /// Processes a batch; the response lists every record that failed.
-    pub async fn handle(&self, event: &StreamEvent, deadline: Instant) -> (DynamoDbEventResponse, Summary) {
+    pub async fn handle(
+        &self,
+        event: &StreamEvent,
+        deadline: Instant,
+    ) -> (DynamoDbEventResponse, Summary) {
         let mut groups: Vec<Vec<&StreamRecord>> = Vec::new();
         let mut by_key: HashMap<String, usize> = HashMap::new();
         for record in &event.records {
@@ -93,11 +101,12 @@ impl<S: Store, J: Store> Resolver<S, J> {
             groups[index].push(record);
         }
 
-        let results: Vec<Vec<(Option<String>, Result<Outcome, RecordError>)>> = stream::iter(groups)
-            .map(|group| self.process_item(group, deadline))
-            .buffer_unordered(self.config.concurrency)
-            .collect()
-            .await;
+        let results: Vec<Vec<(Option<String>, Result<Outcome, RecordError>)>> =
+            stream::iter(groups)
+                .map(|group| self.process_item(group, deadline))
+                .buffer_unordered(self.config.concurrency)
+                .collect()
+                .await;
 
         let mut summary = Summary::default();
         let mut response = DynamoDbEventResponse::default();
@@ -160,7 +169,11 @@ impl<S: Store, J: Store> Resolver<S, J> {
     }
 
     /// Classifies one record and acts on it.
-    pub async fn process_record(&self, record: &StreamRecord, deadline: Instant) -> Result<Outcome, RecordError> {
+    pub async fn process_record(
+        &self,
+        record: &StreamRecord,
+        deadline: Instant,
+    ) -> Result<Outcome, RecordError> {
         let c = &self.config;
         let change = &record.dynamodb;
         let Triaged { class, new, old } = triage(c, record)?;
@@ -173,7 +186,9 @@ impl<S: Store, J: Store> Resolver<S, J> {
         let key = &change.keys;
         let sequence = change.sequence_number.as_deref().unwrap_or("none");
         match class {
-            Class::TtlDelete | Class::Replicated | Class::Echo | Class::HomeWrite | Class::NoOp => Ok(done(false, false)),
+            Class::TtlDelete | Class::Replicated | Class::Echo | Class::HomeWrite | Class::NoOp => {
+                Ok(done(false, false))
+            }
             Class::Unattributed { reason } => {
                 tracing::warn!(key = %journal::key_text(key), %reason, "unattributed write");
                 if !c.journal_unattributed {
@@ -198,7 +213,9 @@ impl<S: Store, J: Store> Resolver<S, J> {
                         identity: format!("seq#{sequence}"),
                         action: "journaled",
                         versions: vec![("old", &old)],
-                        reason: Some("whole-item delete outside the writer: last writer wins".into()),
+                        reason: Some(
+                            "whole-item delete outside the writer: last writer wins".into(),
+                        ),
                         ..self.entry(key, "hard-delete", None)
                     })
                     .await?;
@@ -209,12 +226,21 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 let lost = c.schema.decode(&old)?;
                 let winner = c.schema.decode(&new)?;
                 let home = home.unwrap_or_else(|| c.region.clone());
-                let merged = self.merge_into_home(key, &home, &[&lost, &winner], false, deadline).await?;
+                let merged = self
+                    .merge_into_home(key, &home, &[&lost, &winner], false, deadline)
+                    .await?;
                 let journaled = self
                     .journal(Entry {
                         identity: format!("{}#{}", lost.header.dot(), winner.header.dot()),
-                        action: if merged.wrote { "merged" } else { "already-merged" },
-                        regions: vec![lost.header.origin.to_string(), winner.header.origin.to_string()],
+                        action: if merged.wrote {
+                            "merged"
+                        } else {
+                            "already-merged"
+                        },
+                        regions: vec![
+                            lost.header.origin.to_string(),
+                            winner.header.origin.to_string(),
+                        ],
                         versions: vec![("old", &old), ("new", &new)],
                         merged_stamp: merged.stamp,
                         explanation: Some(&merged.explanation),
@@ -231,12 +257,30 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 let (action, merged) = match c.action {
                     Action::JournalOnly => ("journaled", None),
                     Action::Reconcile => {
-                        let m = self.merge_into_home(key, &home, &[&version], false, deadline).await?;
-                        (if m.wrote { "reconciled" } else { "already-merged" }, Some(m))
+                        let m = self
+                            .merge_into_home(key, &home, &[&version], false, deadline)
+                            .await?;
+                        (
+                            if m.wrote {
+                                "reconciled"
+                            } else {
+                                "already-merged"
+                            },
+                            Some(m),
+                        )
                     }
                     Action::Reject => {
-                        let m = self.merge_into_home(key, &home, &[&version], true, deadline).await?;
-                        (if m.wrote { "rejected" } else { "already-rejected" }, Some(m))
+                        let m = self
+                            .merge_into_home(key, &home, &[&version], true, deadline)
+                            .await?;
+                        (
+                            if m.wrote {
+                                "rejected"
+                            } else {
+                                "already-rejected"
+                            },
+                            Some(m),
+                        )
                     }
                 };
                 let wrote = merged.as_ref().is_some_and(|m| m.wrote);
@@ -309,7 +353,9 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 nonce: rand::random(),
                 by: WriterKind::Resolver,
             };
-            let current = self.retrying(deadline, || self.table.get(home, key)).await?;
+            let current = self
+                .retrying(deadline, || self.table.get(home, key))
+                .await?;
             let (base, condition) = match &current {
                 None => (None, PutCondition::NotExists),
                 Some(item) if item.contains_key(&c.schema.stamp_attribute) => {
@@ -333,15 +379,21 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     Some(acc) => {
                         let m = c.merger.merge_into(acc, version);
                         explanation.attributes.extend(m.explanation.attributes);
-                        explanation.disjoint_windows.extend(m.explanation.disjoint_windows);
+                        explanation
+                            .disjoint_windows
+                            .extend(m.explanation.disjoint_windows);
                         m.version
                     }
                 });
             }
             let Some(merged) = merged else {
-                return Err(RecordError::Malformed(ClassifyError::MissingImage("merge", "any")));
+                return Err(RecordError::Malformed(ClassifyError::MissingImage(
+                    "merge", "any",
+                )));
             };
-            if condition != PutCondition::Unstamped && base.as_ref().is_some_and(|b| b.covers(&merged)) {
+            if condition != PutCondition::Unstamped
+                && base.as_ref().is_some_and(|b| b.covers(&merged))
+            {
                 return Ok(HomeMerge {
                     wrote: false,
                     stamp: None,
@@ -353,7 +405,10 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 _ => restamp(merged, &ctx, &c.merger),
             };
             let item = c.schema.encode(&next);
-            match self.retrying(deadline, || self.table.put(home, &item, &condition)).await {
+            match self
+                .retrying(deadline, || self.table.put(home, &item, &condition))
+                .await
+            {
                 Ok(()) => {
                     return Ok(HomeMerge {
                         wrote: true,
@@ -414,23 +469,50 @@ pub fn triage(c: &Config, record: &StreamRecord) -> Result<Triaged, RecordError>
     let kind = EventKind::parse(&record.event_name)?;
     let ttl = record.is_ttl_delete();
     let change = &record.dynamodb;
-    let wanted = [c.schema.stamp_attribute.as_str(), c.homes.attribute()];
+    let wanted = [c.homes.attribute()];
     let image = |raw: &Option<Box<serde_json::value::RawValue>>, which, whole: bool| {
         raw.as_deref()
-            .map(|r| if whole { event::full_image(r) } else { event::partial_image(r, &wanted) })
+            .map(|r| {
+                if whole {
+                    event::full_image(r)
+                } else {
+                    event::partial_image(r, &wanted, &c.schema.stamp_attribute)
+                }
+            })
             .transpose()
             .map_err(|e| RecordError::Image(which, e.to_string()))
     };
     let classify_with = |new: Option<&Item>, old: Option<&Item>| {
-        classify(&c.region, kind, ttl, new, old, &c.schema.stamp_attribute, &c.homes)
+        classify(
+            &c.region,
+            kind,
+            ttl,
+            new,
+            old,
+            &c.schema.stamp_attribute,
+            &c.homes,
+        )
     };
-    let (new, old) = (image(&change.new_image, "new", false)?, image(&change.old_image, "old", false)?);
+    let (new, old) = (
+        image(&change.new_image, "new", false)?,
+        image(&change.old_image, "old", false)?,
+    );
     let class = classify_with(new.as_ref(), old.as_ref())?;
-    if matches!(class, Class::Replicated | Class::Echo | Class::HomeWrite | Class::TtlDelete) {
-        return Ok(Triaged { class, new: None, old: None });
+    if matches!(
+        class,
+        Class::Replicated | Class::Echo | Class::HomeWrite | Class::TtlDelete
+    ) {
+        return Ok(Triaged {
+            class,
+            new: None,
+            old: None,
+        });
     }
     // This record needs action (or a closer look): decode it whole.
-    let (new, old) = (image(&change.new_image, "new", true)?, image(&change.old_image, "old", true)?);
+    let (new, old) = (
+        image(&change.new_image, "new", true)?,
+        image(&change.old_image, "old", true)?,
+    );
     let class = if class == Class::NoOp {
         // Equal stamps: only the whole images tell a no-op from a write
         // that left a stale stamp.
@@ -450,7 +532,12 @@ struct HomeMerge {
 
 /// `reject`: a write on top of `merged` (which knows the incoming edits)
 /// that puts every value back to what `base` showed.
-fn revert_to(base: &Version, merged: &Version, ctx: &WriteContext, c: &Config) -> Result<Version, RecordError> {
+fn revert_to(
+    base: &Version,
+    merged: &Version,
+    ctx: &WriteContext,
+    c: &Config,
+) -> Result<Version, RecordError> {
     let mut draft = Draft::new(merged.values());
     let wanted = base.values();
     for name in merged.values().keys() {

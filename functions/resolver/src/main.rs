@@ -18,10 +18,12 @@ async fn main() -> Result<(), Error> {
     let journal = DynamoStore::new(sdk, &config.journal_table, Schema::new("pk", Some("sk")));
     let resolver = Resolver::new(config, table, journal);
     let resolver = &resolver;
-    run(service_fn(move |event: LambdaEvent<StreamEvent>| async move {
-        let deadline = deadline_from_epoch_ms(event.context.deadline);
-        let (response, _) = resolver.handle(&event.payload, deadline).await;
-        Ok::<DynamoDbEventResponse, Error>(response)
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<StreamEvent>| async move {
+            let deadline = deadline_from_epoch_ms(event.context.deadline);
+            let (response, _) = resolver.handle(&event.payload, deadline).await;
+            Ok::<DynamoDbEventResponse, Error>(response)
+        },
+    ))
     .await
 }
