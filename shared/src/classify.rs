@@ -120,7 +120,12 @@ pub fn peek(item: &Item, stamp_attribute: &str) -> Result<Option<StampHeader>, S
     let by = match text("by")? {
         "app" => WriterKind::App,
         "resolver" => WriterKind::Resolver,
-        other => return Err(StampError::field("by", format!("`{other}` is neither app nor resolver"))),
+        other => {
+            return Err(StampError::field(
+                "by",
+                format!("`{other}` is neither app nor resolver"),
+            ))
+        }
     };
     let dot = Dot::decode(text("dot")?)?;
     if dot.region != origin {
@@ -173,10 +178,18 @@ pub fn classify(
 ) -> Result<Class, ClassifyError> {
     let stamp_err = |image| move |source| ClassifyError::Stamp { image, source };
     if kind == EventKind::Remove {
-        return Ok(if ttl_delete { Class::TtlDelete } else { Class::HardDelete });
+        return Ok(if ttl_delete {
+            Class::TtlDelete
+        } else {
+            Class::HardDelete
+        });
     }
     let new = new_image.ok_or(ClassifyError::MissingImage(
-        if kind == EventKind::Insert { "INSERT" } else { "MODIFY" },
+        if kind == EventKind::Insert {
+            "INSERT"
+        } else {
+            "MODIFY"
+        },
         "new",
     ))?;
     let old = match kind {
@@ -206,7 +219,10 @@ pub fn classify(
     }
     let home = || homes.home_of(new).map_err(ClassifyError::Home);
     if let (Some(o), Some(_)) = (&o, old) {
-        if &o.origin == local && &n.origin != local && !knows(new, stamp_attribute, &o.dot).map_err(stamp_err("new"))? {
+        if &o.origin == local
+            && &n.origin != local
+            && !knows(new, stamp_attribute, &o.dot).map_err(stamp_err("new"))?
+        {
             return Ok(Class::Clobber { home: home()? });
         }
     }
@@ -225,7 +241,9 @@ pub fn classify(
 /// Whether two images hold the same data, the stamp aside.
 fn same_data(a: &Item, b: &Item, stamp_attribute: &str) -> bool {
     let len = |i: &Item| i.len() - usize::from(i.contains_key(stamp_attribute));
-    len(a) == len(b) && a.iter().all(|(k, v)| k == stamp_attribute || b.get(k) == Some(v))
+    len(a) == len(b)
+        && a.iter()
+            .all(|(k, v)| k == stamp_attribute || b.get(k) == Some(v))
 }
 
 #[cfg(test)]
@@ -239,7 +257,13 @@ mod tests {
         Region::parse(name).unwrap()
     }
 
-    fn write(base: Option<&Version>, region: &str, by: WriterKind, t: u64, edit: impl FnOnce(&mut Draft)) -> Version {
+    fn write(
+        base: Option<&Version>,
+        region: &str,
+        by: WriterKind,
+        t: u64,
+        edit: impl FnOnce(&mut Draft),
+    ) -> Version {
         let ctx = WriteContext {
             region: r(region),
             time_ms: t,
@@ -250,15 +274,36 @@ mod tests {
         let base = base.cloned().unwrap_or_else(|| empty_version(key, &ctx));
         let mut d = Draft::new(base.values());
         edit(&mut d);
-        apply(&base, &d, &ctx, &Merger::new(Rules::default()), &Schema::new("pk", None), None).unwrap()
+        apply(
+            &base,
+            &d,
+            &ctx,
+            &Merger::new(Rules::default()),
+            &Schema::new("pk", None),
+            None,
+        )
+        .unwrap()
     }
 
     fn item(v: &Version) -> Item {
         Schema::new("pk", None).encode(v)
     }
 
-    fn class(local: &str, kind: EventKind, new: Option<&Item>, old: Option<&Item>) -> Result<Class, ClassifyError> {
-        classify(&r(local), kind, false, new, old, "_hw", &HomeStrategy::default())
+    fn class(
+        local: &str,
+        kind: EventKind,
+        new: Option<&Item>,
+        old: Option<&Item>,
+    ) -> Result<Class, ClassifyError> {
+        classify(
+            &r(local),
+            kind,
+            false,
+            new,
+            old,
+            "_hw",
+            &HomeStrategy::default(),
+        )
     }
 
     fn homed(region: &str) -> impl FnOnce(&mut Draft) + '_ {
@@ -273,8 +318,14 @@ mod tests {
         let home = write(None, "us-east-1", WriterKind::App, 10, homed("us-east-1"));
         let h = item(&home);
         // Written in us-east-1, its home: a home write there, replicated elsewhere.
-        assert_eq!(class("us-east-1", EventKind::Insert, Some(&h), None), Ok(Class::HomeWrite));
-        assert_eq!(class("eu-west-1", EventKind::Insert, Some(&h), None), Ok(Class::Replicated));
+        assert_eq!(
+            class("us-east-1", EventKind::Insert, Some(&h), None),
+            Ok(Class::HomeWrite)
+        );
+        assert_eq!(
+            class("eu-west-1", EventKind::Insert, Some(&h), None),
+            Ok(Class::Replicated)
+        );
         // Written in eu-west-1 for a us-east-1 item: foreign, only there.
         let away = write(Some(&home), "eu-west-1", WriterKind::App, 20, |d| {
             d.set("x", AttributeValue::S("away".into()));
@@ -282,50 +333,112 @@ mod tests {
         let a = item(&away);
         assert_eq!(
             class("eu-west-1", EventKind::Modify, Some(&a), Some(&h)),
-            Ok(Class::Foreign { home: r("us-east-1") })
+            Ok(Class::Foreign {
+                home: r("us-east-1")
+            })
         );
-        assert_eq!(class("us-east-1", EventKind::Modify, Some(&a), Some(&h)), Ok(Class::Replicated));
+        assert_eq!(
+            class("us-east-1", EventKind::Modify, Some(&a), Some(&h)),
+            Ok(Class::Replicated)
+        );
         // The resolver's write coming back in its own Region.
         let fixed = write(Some(&away), "us-east-1", WriterKind::Resolver, 30, |_| {});
-        assert_eq!(class("us-east-1", EventKind::Modify, Some(&item(&fixed)), Some(&h)), Ok(Class::Echo));
+        assert_eq!(
+            class(
+                "us-east-1",
+                EventKind::Modify,
+                Some(&item(&fixed)),
+                Some(&h)
+            ),
+            Ok(Class::Echo)
+        );
         // A concurrent us-west-2 version replaced eu-west-1's without knowing it.
         let rival = write(Some(&home), "us-west-2", WriterKind::App, 25, |d| {
             d.set("y", AttributeValue::S("west".into()));
         });
         assert_eq!(
-            class("eu-west-1", EventKind::Modify, Some(&item(&rival)), Some(&a)),
-            Ok(Class::Clobber { home: Some(r("us-east-1")) })
+            class(
+                "eu-west-1",
+                EventKind::Modify,
+                Some(&item(&rival)),
+                Some(&a)
+            ),
+            Ok(Class::Clobber {
+                home: Some(r("us-east-1"))
+            })
         );
         // ...but a version that includes it is plain replication.
-        assert_eq!(class("eu-west-1", EventKind::Modify, Some(&item(&fixed)), Some(&a)), Ok(Class::Replicated));
+        assert_eq!(
+            class(
+                "eu-west-1",
+                EventKind::Modify,
+                Some(&item(&fixed)),
+                Some(&a)
+            ),
+            Ok(Class::Replicated)
+        );
         // No stamp, or a stale one on changed data.
         let mut bare = h.clone();
         bare.remove("_hw");
-        assert!(matches!(class("us-east-1", EventKind::Modify, Some(&bare), Some(&h)), Ok(Class::Unattributed { .. })));
+        assert!(matches!(
+            class("us-east-1", EventKind::Modify, Some(&bare), Some(&h)),
+            Ok(Class::Unattributed { .. })
+        ));
         let mut stale = h.clone();
         stale.insert("x".into(), AttributeValue::S("sneaky".into()));
-        assert!(matches!(class("us-east-1", EventKind::Modify, Some(&stale), Some(&h)), Ok(Class::Unattributed { .. })));
-        assert_eq!(class("us-east-1", EventKind::Modify, Some(&h), Some(&h)), Ok(Class::NoOp));
+        assert!(matches!(
+            class("us-east-1", EventKind::Modify, Some(&stale), Some(&h)),
+            Ok(Class::Unattributed { .. })
+        ));
+        assert_eq!(
+            class("us-east-1", EventKind::Modify, Some(&h), Some(&h)),
+            Ok(Class::NoOp)
+        );
         // Deletes.
-        assert_eq!(class("us-east-1", EventKind::Remove, None, Some(&h)), Ok(Class::HardDelete));
-        let ttl = classify(&r("us-east-1"), EventKind::Remove, true, None, Some(&h), "_hw", &HomeStrategy::default());
+        assert_eq!(
+            class("us-east-1", EventKind::Remove, None, Some(&h)),
+            Ok(Class::HardDelete)
+        );
+        let ttl = classify(
+            &r("us-east-1"),
+            EventKind::Remove,
+            true,
+            None,
+            Some(&h),
+            "_hw",
+            &HomeStrategy::default(),
+        );
         assert_eq!(ttl, Ok(Class::TtlDelete));
     }
 
     #[test]
     fn malformed_records_say_why() {
-        let home = item(&write(None, "us-east-1", WriterKind::App, 10, homed("us-east-1")));
+        let home = item(&write(
+            None,
+            "us-east-1",
+            WriterKind::App,
+            10,
+            homed("us-east-1"),
+        ));
         let err = class("us-east-1", EventKind::Modify, Some(&home), None).unwrap_err();
         assert!(err.to_string().contains("no old image"), "{err}");
         let mut broken = home.clone();
-        let Some(AttributeValue::M(stamp)) = broken.get_mut("_hw") else { panic!() };
+        let Some(AttributeValue::M(stamp)) = broken.get_mut("_hw") else {
+            panic!()
+        };
         stamp.insert("dot".into(), AttributeValue::S("garbage".into()));
         let err = class("us-east-1", EventKind::Insert, Some(&broken), None).unwrap_err();
-        assert!(err.to_string().contains("new image: bad dot `garbage`"), "{err}");
+        assert!(
+            err.to_string().contains("new image: bad dot `garbage`"),
+            "{err}"
+        );
         let mut bad_home = home.clone();
         bad_home.insert("home_region".into(), AttributeValue::S("Mars".into()));
         let err = class("us-east-1", EventKind::Insert, Some(&bad_home), None).unwrap_err();
-        assert!(err.to_string().contains("\"Mars\" is not a Region"), "{err}");
+        assert!(
+            err.to_string().contains("\"Mars\" is not a Region"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -338,6 +451,8 @@ mod tests {
         let p = HomeStrategy::parse("key-prefix:pk", "_hw").unwrap();
         assert_eq!(p.home_of(&item), Ok(Some(r("eu-west-1"))));
         assert!(!p.can_rehome());
-        assert!(HomeStrategy::parse("nearest", "_hw").unwrap_err().contains("attribute:<name>"));
+        assert!(HomeStrategy::parse("nearest", "_hw")
+            .unwrap_err()
+            .contains("attribute:<name>"));
     }
 }

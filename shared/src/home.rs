@@ -76,7 +76,9 @@ impl HomeStrategy {
     /// The attribute of the item this strategy reads.
     pub fn attribute(&self) -> &str {
         match self {
-            HomeStrategy::Attribute(name) | HomeStrategy::KeyPrefix(name) | HomeStrategy::Stamp(name) => name,
+            HomeStrategy::Attribute(name)
+            | HomeStrategy::KeyPrefix(name)
+            | HomeStrategy::Stamp(name) => name,
         }
     }
 

@@ -8,6 +8,8 @@
 //! the request signature, so the same table name in two Regions is two
 //! independent tables on one server; it never replicates between them.
 
+pub mod cluster;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -44,6 +44,9 @@ pub enum RecordError {
     Edit(#[from] homeward::EditError),
 }
 
+/// A record's sequence number and what became of it.
+type RecordResult = (Option<String>, Result<Outcome, RecordError>);
+
 /// What happened to one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -101,12 +104,11 @@ impl<S: Store, J: Store> Resolver<S, J> {
             groups[index].push(record);
         }
 
-        let results: Vec<Vec<(Option<String>, Result<Outcome, RecordError>)>> =
-            stream::iter(groups)
-                .map(|group| self.process_item(group, deadline))
-                .buffer_unordered(self.config.concurrency)
-                .collect()
-                .await;
+        let results: Vec<Vec<RecordResult>> = stream::iter(groups)
+            .map(|group| self.process_item(group, deadline))
+            .buffer_unordered(self.config.concurrency)
+            .collect()
+            .await;
 
         let mut summary = Summary::default();
         let mut response = DynamoDbEventResponse::default();
@@ -143,7 +145,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
         &self,
         records: Vec<&StreamRecord>,
         deadline: Instant,
-    ) -> Vec<(Option<String>, Result<Outcome, RecordError>)> {
+    ) -> Vec<RecordResult> {
         let mut out = Vec::with_capacity(records.len());
         let mut failed = false;
         for record in records {

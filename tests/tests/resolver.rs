@@ -1,0 +1,377 @@
+//! The resolver against moto: several Regions on one server, replication
+//! played by the harness (last writer wins per item, paused and reordered
+//! links), each Region's resolver fed from its own stream as Lambda would.
+//! Each test checks one guarantee of the conflict model (G1-G7).
+
+use std::collections::BTreeMap;
+
+use homeward_tests::cluster::{Cluster, Spec};
+use homeward_tests::MotoServer;
+use serde_dynamo::{AttributeValue, Item};
+
+const REGIONS: [&str; 3] = ["us-east-1", "us-west-2", "eu-west-1"];
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn key(pk: &str) -> Item {
+    Item::from(std::collections::HashMap::from([("pk".to_string(), s(pk))]))
+}
+
+fn item(pairs: &[(&str, AttributeValue)]) -> Item {
+    Item::from(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect::<std::collections::HashMap<_, _>>(),
+    )
+}
+
+fn region(name: &str) -> homeward::Region {
+    homeward::Region::parse(name).unwrap()
+}
+
+/// Every Region holds the same items, and they are returned.
+async fn converged(c: &Cluster) -> BTreeMap<String, Item> {
+    let first = c.items(REGIONS[0]).await;
+    for r in &REGIONS[1..] {
+        assert_eq!(c.items(r).await, first, "{r} differs from {}", REGIONS[0]);
+    }
+    first
+}
+
+async fn all_journal(c: &Cluster) -> Vec<(String, Item)> {
+    let mut out = Vec::new();
+    for r in REGIONS {
+        out.extend(c.journal(r).await.into_iter().map(|e| (r.to_string(), e)));
+    }
+    out
+}
+
+fn text(item: &Item, name: &str) -> String {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => v.clone(),
+        Some(AttributeValue::N(v)) => v.clone(),
+        other => panic!("`{name}` is {other:?}"),
+    }
+}
+
+/// G3, the seed: foo changed in us-east-1, bar in us-west-2, concurrently;
+/// last writer wins would keep one whole version. Returns the cluster.
+async fn seed_scenario(test: &str, spec: Spec) -> Cluster {
+    let mut c = Cluster::start(MotoServer::shared(), test, spec).await;
+    let w = c.writer();
+    w.insert(
+        &region("us-east-1"),
+        item(&[
+            ("pk", s("item")),
+            ("home_region", s("us-east-1")),
+            ("foo", s("0")),
+            ("bar", s("0")),
+        ]),
+    )
+    .await
+    .unwrap();
+    c.settle().await;
+    w.update(&region("us-east-1"), &key("item"), |d| {
+        d.set("foo", s("east"));
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    w.update(&region("us-west-2"), &key("item"), |d| {
+        d.set("bar", s("west"));
+    })
+    .await
+    .unwrap();
+    c.settle().await;
+    c
+}
+
+#[tokio::test]
+async fn g3_concurrent_edits_in_two_regions_both_survive_and_the_loser_is_journaled() {
+    let c = seed_scenario("g3", Spec::new(&REGIONS)).await;
+    let items = converged(&c).await;
+    let it = &items["pk=item"];
+    assert_eq!(text(it, "foo"), "east");
+    assert_eq!(text(it, "bar"), "west");
+    // us-west-2's later version won last-writer-wins in us-east-1 and
+    // overwrote foo there: that clobber is journaled with both versions.
+    let journal = all_journal(&c).await;
+    let clobber = journal
+        .iter()
+        .find(|(_, e)| text(e, "kind") == "clobber")
+        .unwrap_or_else(|| panic!("no clobber in {journal:?}"));
+    assert_eq!(clobber.0, "us-east-1");
+    let Some(AttributeValue::M(versions)) = clobber.1.get("versions") else {
+        panic!()
+    };
+    let Some(AttributeValue::M(old)) = versions.get("old") else {
+        panic!()
+    };
+    assert_eq!(
+        old.get("foo"),
+        Some(&s("east")),
+        "the overwritten version is kept"
+    );
+}
+
+#[tokio::test]
+async fn g1_a_foreign_write_is_detected_once_in_its_own_region() {
+    let mut c = Cluster::start(MotoServer::shared(), "g1", Spec::new(&REGIONS)).await;
+    let w = c.writer();
+    w.insert(
+        &region("us-east-1"),
+        item(&[
+            ("pk", s("u1")),
+            ("home_region", s("us-east-1")),
+            ("name", s("a")),
+        ]),
+    )
+    .await
+    .unwrap();
+    c.settle().await;
+    // Replication to the home is slow: the resolver gets there first.
+    c.pause("eu-west-1", "us-east-1");
+    w.update(&region("eu-west-1"), &key("u1"), |d| {
+        d.set("name", s("b"));
+    })
+    .await
+    .unwrap();
+    c.settle().await;
+    let home = c.read("us-east-1", &key("u1")).await.unwrap();
+    assert_eq!(
+        text(&home, "name"),
+        "b",
+        "merged into the home copy by the resolver"
+    );
+    c.resume("eu-west-1", "us-east-1");
+    c.settle().await;
+    assert_eq!(c.stats.classes.get("foreign"), Some(&1), "{:?}", c.stats);
+    let foreign: Vec<_> = all_journal(&c)
+        .await
+        .into_iter()
+        .filter(|(_, e)| text(e, "kind") == "foreign")
+        .collect();
+    assert_eq!(foreign.len(), 1);
+    assert_eq!(foreign[0].0, "eu-west-1");
+    assert_eq!(text(&foreign[0].1, "action"), "reconciled");
+    let items = converged(&c).await;
+    assert_eq!(text(&items["pk=u1"], "name"), "b");
+    // Replicated copies were seen, and ignored, everywhere else.
+    assert!(
+        c.stats.classes.get("replicated").copied().unwrap_or(0) >= 4,
+        "{:?}",
+        c.stats
+    );
+}
+
+#[tokio::test]
+async fn g4_concurrent_decrements_in_two_regions_all_count() {
+    let spec = Spec::new(&REGIONS).env("MERGE_RULES", r#"{"attributes":{"stock":"counter"}}"#);
+    let mut c = Cluster::start(MotoServer::shared(), "g4", spec).await;
+    let w = c.writer();
+    w.insert(
+        &region("us-east-1"),
+        item(&[
+            ("pk", s("sku")),
+            ("home_region", s("us-east-1")),
+            ("stock", n(10)),
+        ]),
+    )
+    .await
+    .unwrap();
+    c.settle().await;
+    w.increment(&region("us-east-1"), &key("sku"), "stock", -1)
+        .await
+        .unwrap();
+    w.increment(&region("us-west-2"), &key("sku"), "stock", -2)
+        .await
+        .unwrap();
+    c.settle().await;
+    let items = converged(&c).await;
+    assert_eq!(text(&items["pk=sku"], "stock"), "7");
+}
+
+#[tokio::test]
+async fn g5_redelivery_changes_nothing_and_journals_once() {
+    let mut spec = Spec::new(&REGIONS);
+    spec.deliver_twice = true;
+    let mut c = seed_scenario("g5", spec).await;
+    let items = converged(&c).await;
+    assert_eq!(text(&items["pk=item"], "foo"), "east");
+    assert_eq!(text(&items["pk=item"], "bar"), "west");
+    let journal = all_journal(&c).await.len();
+    assert_eq!(
+        journal, c.stats.journal_entries,
+        "a second delivery wrote no second entry"
+    );
+    // Every record again, cut into other batches (as a retry from a failed
+    // sequence number does): same state, no new entries, no writes.
+    let writes = c.stats.resolver_writes;
+    for batch in [1, 2] {
+        c.replay(batch).await;
+        assert_eq!(converged(&c).await, items);
+        assert_eq!(all_journal(&c).await.len(), journal);
+        assert_eq!(c.stats.resolver_writes, writes);
+    }
+}
+
+#[tokio::test]
+async fn g6_resolver_writes_stop_when_app_writes_stop() {
+    let mut c = seed_scenario("g6", Spec::new(&REGIONS)).await;
+    let writes = c.stats.resolver_writes;
+    // One conflict (the clobber), one foreign write: at most a few merges.
+    assert!((1..=4).contains(&writes), "{:?}", c.stats);
+    for _ in 0..3 {
+        c.settle().await;
+    }
+    assert_eq!(c.stats.resolver_writes, writes);
+    assert!(c.stats.classes.get("echo").copied().unwrap_or(0) >= 1);
+}
+
+#[tokio::test]
+async fn delayed_and_reordered_replication_still_converges() {
+    let spec = Spec::new(&REGIONS).env(
+        "MERGE_RULES",
+        r#"{"attributes":{"stock":"counter","tags":"union"}}"#,
+    );
+    let mut c = Cluster::start(MotoServer::shared(), "delays", spec).await;
+    let w = c.writer();
+    w.insert(
+        &region("us-east-1"),
+        item(&[
+            ("pk", s("hot")),
+            ("home_region", s("us-east-1")),
+            ("stock", n(100)),
+        ]),
+    )
+    .await
+    .unwrap();
+    c.settle().await;
+    // us-west-2 is cut off from everyone while all three Regions write.
+    for other in ["us-east-1", "eu-west-1"] {
+        c.pause("us-west-2", other);
+        c.pause(other, "us-west-2");
+    }
+    for (i, r) in REGIONS.iter().enumerate() {
+        for j in 0..3 {
+            w.update(&region(r), &key("hot"), |d| {
+                d.increment("stock", -1);
+                d.set(&format!("by_{}", r.replace('-', "_")), n(j));
+                d.set("tags", AttributeValue::Ss(vec![format!("t{i}{j}")]));
+            })
+            .await
+            .unwrap();
+        }
+        c.settle().await;
+    }
+    assert!(c.queued() > 0);
+    for other in ["us-east-1", "eu-west-1"] {
+        c.reorder("us-west-2", other);
+        c.resume("us-west-2", other);
+        c.resume(other, "us-west-2");
+    }
+    c.settle().await;
+    let items = converged(&c).await;
+    let hot = &items["pk=hot"];
+    assert_eq!(text(hot, "stock"), "91");
+    for r in REGIONS {
+        assert_eq!(text(hot, &format!("by_{}", r.replace('-', "_"))), "2");
+    }
+}
+
+/// The seed's sample event, against moto: Jaws (homed in us-west-1) updated
+/// in us-east-1 is merged into us-west-1's copy and journaled once.
+#[tokio::test]
+async fn the_seed_sample_event_reconciles_jaws_into_its_home() {
+    use aws_sdk_dynamodb::types::ScalarAttributeType as T;
+    let mut spec =
+        Spec::new(&["us-east-1", "us-west-1"]).env("HOME_STRATEGY", "attribute:src_region");
+    spec.partition_key = ("year", T::N);
+    spec.sort_key = Some(("title", T::S));
+    let c = Cluster::start(MotoServer::shared(), "seed", spec).await;
+    let event_text =
+        std::fs::read_to_string(homeward_tests::workspace_root().join("events/foreign-write.json"))
+            .unwrap();
+    let raw: serde_json::Value = serde_json::from_str(&event_text).unwrap();
+    // us-west-1 holds Jaws as it was before the update (the old image).
+    let old: Item =
+        serde_json::from_value(raw["Records"][0]["dynamodb"]["OldImage"].clone()).unwrap();
+    homeward::Store::put(
+        c.store(),
+        &region("us-west-1"),
+        &old,
+        &homeward::PutCondition::NotExists,
+    )
+    .await
+    .unwrap();
+    let event: resolver::StreamEvent = serde_json::from_str(&event_text).unwrap();
+    let resolver = resolver::Resolver::new(
+        c.config(&region("us-east-1")),
+        c.store().clone(),
+        c.journal_store(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for _ in 0..2 {
+        let (response, _) = resolver.handle(&event, deadline).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    let jaws_key = Item::from(std::collections::HashMap::from([
+        ("year".to_string(), n(1975)),
+        ("title".to_string(), s("Jaws")),
+    ]));
+    let home = c.read("us-west-1", &jaws_key).await.unwrap();
+    assert_eq!(text(&home, "rating"), "8");
+    assert_eq!(text(&home, "src_region"), "us-west-1");
+    let journal = c.journal("us-east-1").await;
+    assert_eq!(journal.len(), 1, "delivered twice, journaled once");
+    assert_eq!(text(&journal[0], "kind"), "foreign");
+}
+
+/// G7: a batch with poison records reports exactly those, and processes
+/// the rest.
+#[tokio::test]
+async fn g7_poison_records_fail_alone() {
+    use aws_sdk_dynamodb::types::ScalarAttributeType as T;
+    let mut spec =
+        Spec::new(&["us-east-1", "eu-west-1"]).env("HOME_STRATEGY", "attribute:src_region");
+    spec.partition_key = ("year", T::N);
+    spec.sort_key = Some(("title", T::S));
+    let c = Cluster::start(MotoServer::shared(), "g7", spec).await;
+    let event_text =
+        std::fs::read_to_string(homeward_tests::workspace_root().join("events/malformed.json"))
+            .unwrap();
+    let event: resolver::StreamEvent = serde_json::from_str(&event_text).unwrap();
+    let resolver = resolver::Resolver::new(
+        c.config(&region("eu-west-1")),
+        c.store().clone(),
+        c.journal_store(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (response, summary) = resolver.handle(&event, deadline).await;
+    let mut failed: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone().unwrap())
+        .collect();
+    failed.sort();
+    assert_eq!(failed, vec!["4000000000000000010", "4000000000000000011"]);
+    assert_eq!(summary.writes, 2);
+    for (title, rating) in [("Lifeboat", "9"), ("Titanic", "6")] {
+        let k = Item::from(std::collections::HashMap::from([
+            (
+                "year".to_string(),
+                n(if title == "Lifeboat" { 1944 } else { 1997 }),
+            ),
+            ("title".to_string(), s(title)),
+        ]));
+        let home = c.read("us-east-1", &k).await.unwrap();
+        assert_eq!(text(&home, "rating"), rating, "{title}");
+    }
+}
