@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 # moto serves DynamoDB and DynamoDB Streams locally for the integration tests.
 MOTO_VERSION=5.2.5
-STEPS=(venv fmt clippy test)
+STEPS=(venv fmt clippy test local_invoke)
 
 header() {
     printf '\n==> %s\n' "$*"
@@ -38,6 +38,11 @@ step_clippy() {
 step_test() {
     header "cargo test (integration tests start moto from .venv)"
     cargo test --workspace
+}
+
+step_local_invoke() {
+    header "resolver under cargo lambda watch, invoked with events/foreign-write.json against moto"
+    bash scripts/local-invoke.sh
 }
 
 main() {
