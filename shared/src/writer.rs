@@ -114,7 +114,8 @@ impl<S: Store> Writer<S> {
     }
 
     /// Reads the current version in `region`; `None` when there is no item
-    /// or it is a soft-delete tombstone.
+    /// or it is a soft-delete tombstone. A legacy item without a stamp reads
+    /// as the version its first stamped write would make (nothing is written).
     ///
     /// # Errors
     /// A bad key, an unreadable stamp, or a store failure.
@@ -123,6 +124,18 @@ impl<S: Store> Writer<S> {
         match self.store.get(region, key).await? {
             None => Ok(None),
             Some(item) if item.contains_key(&self.tombstones.ttl_attribute) => Ok(None),
+            Some(item) if !item.contains_key(&self.schema.stamp_attribute) => {
+                let ctx = self.context(region);
+                let (empty, draft) = edit::adopt_unstamped(&item, &ctx, &self.schema)?;
+                Ok(Some(edit::apply(
+                    &empty,
+                    &draft,
+                    &ctx,
+                    &self.merger,
+                    &self.schema,
+                    None,
+                )?))
+            }
             Some(item) => Ok(Some(self.schema.decode(&item)?)),
         }
     }
@@ -165,20 +178,29 @@ impl<S: Store> Writer<S> {
             &self.schema,
             home.clone(),
         )?;
-        match self.put(region, &version, PutCondition::NotExists).await {
-            Err(WriteError::Store(StoreError::ConditionFailed)) => {}
-            other => return other.map(|()| version),
-        }
-        // Something holds the key: a tombstone can be written over.
         let key_item = Item::from(key.into_iter().collect::<std::collections::HashMap<_, _>>());
         let ttl = self.tombstones.ttl_attribute.clone();
-        self.modify(region, &key_item, home, true, |draft| {
-            draft.remove(&ttl);
-            for (name, value) in &values {
-                draft.set(name, value.clone());
+        // Twice at most: TTL may remove a tombstone between the two tries.
+        for _ in 0..2 {
+            match self.put(region, &version, PutCondition::NotExists).await {
+                Err(WriteError::Store(StoreError::ConditionFailed)) => {}
+                other => return other.map(|()| version),
             }
-        })
-        .await
+            // Something holds the key: a tombstone can be written over.
+            let revived = self
+                .modify(region, &key_item, home.clone(), true, |draft| {
+                    draft.remove(&ttl);
+                    for (name, value) in &values {
+                        draft.set(name, value.clone());
+                    }
+                })
+                .await;
+            match revived {
+                Err(WriteError::NotFound) => continue,
+                other => return other,
+            }
+        }
+        Err(WriteError::Contended { attempts: 2 })
     }
 
     /// Read-modify-write of an existing item in `region`: `change` edits a
