@@ -229,7 +229,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 let winner = c.schema.decode(&new)?;
                 let home = home.unwrap_or_else(|| c.region.clone());
                 let merged = self
-                    .merge_into_home(key, &home, &[&lost, &winner], false, deadline)
+                    .merge_into_home(key, &home, &[&lost, &winner], false, None, deadline)
                     .await?;
                 let journaled = self
                     .journal(Entry {
@@ -254,13 +254,22 @@ impl<S: Store, J: Store> Resolver<S, J> {
             Class::Foreign { home } => {
                 let new = new.unwrap_or_default();
                 let version = c.schema.decode(&new)?;
+                // What this Region held before: likely the home copy too.
+                let presumed = old.as_ref().and_then(|o| c.schema.decode(o).ok());
                 let identity = version.header.dot().encode();
                 let regions = vec![version.header.origin.to_string(), home.to_string()];
                 let (action, merged) = match c.action {
                     Action::JournalOnly => ("journaled", None),
                     Action::Reconcile => {
                         let m = self
-                            .merge_into_home(key, &home, &[&version], false, deadline)
+                            .merge_into_home(
+                                key,
+                                &home,
+                                &[&version],
+                                false,
+                                presumed.clone(),
+                                deadline,
+                            )
                             .await?;
                         (
                             if m.wrote {
@@ -273,7 +282,14 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     }
                     Action::Reject => {
                         let m = self
-                            .merge_into_home(key, &home, &[&version], true, deadline)
+                            .merge_into_home(
+                                key,
+                                &home,
+                                &[&version],
+                                true,
+                                presumed.clone(),
+                                deadline,
+                            )
                             .await?;
                         (
                             if m.wrote {
@@ -345,6 +361,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
         home: &Region,
         incoming: &[&Version],
         revert: bool,
+        mut presumed: Option<Version>,
         deadline: Instant,
     ) -> Result<HomeMerge, RecordError> {
         let c = &self.config;
@@ -355,23 +372,39 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 nonce: rand::random(),
                 by: WriterKind::Resolver,
             };
-            let current = self
-                .retrying(deadline, || self.table.get(home, key))
-                .await?;
-            let (base, condition) = match &current {
-                None => (None, PutCondition::NotExists),
-                Some(item) if item.contains_key(&c.schema.stamp_attribute) => {
-                    let base = c.schema.decode(item)?;
-                    let dot = base.header.dot().encode();
-                    (Some(base), PutCondition::DotIs(dot))
+            // First try the version this Region held before the write (the
+            // record's old image): when replication is caught up it is the
+            // home copy, and the write's condition proves it, saving a
+            // cross-Region read. Otherwise read the home copy.
+            let guessed = presumed.take();
+            let was_guess = guessed.is_some();
+            let current = match guessed {
+                Some(_) => None,
+                None => {
+                    self.retrying(deadline, || self.table.get(home, key))
+                        .await?
                 }
-                Some(item) => {
-                    // A legacy copy without a stamp: adopt it as a write of
-                    // the home, concurrent with everything incoming.
-                    let (empty, draft) = adopt_unstamped(item, &ctx, &c.schema)?;
-                    let adopted = apply(&empty, &draft, &ctx, &c.merger, &c.schema, None)?;
-                    (Some(adopted), PutCondition::Unstamped)
+            };
+            let (base, condition) = match (guessed, &current) {
+                (Some(guess), _) => {
+                    let dot = guess.header.dot().encode();
+                    (Some(guess), PutCondition::DotIs(dot))
                 }
+                (None, current) => match current {
+                    None => (None, PutCondition::NotExists),
+                    Some(item) if item.contains_key(&c.schema.stamp_attribute) => {
+                        let base = c.schema.decode(item)?;
+                        let dot = base.header.dot().encode();
+                        (Some(base), PutCondition::DotIs(dot))
+                    }
+                    Some(item) => {
+                        // A legacy copy without a stamp: adopt it as a write of
+                        // the home, concurrent with everything incoming.
+                        let (empty, draft) = adopt_unstamped(item, &ctx, &c.schema)?;
+                        let adopted = apply(&empty, &draft, &ctx, &c.merger, &c.schema, None)?;
+                        (Some(adopted), PutCondition::Unstamped)
+                    }
+                },
             };
             let mut explanation = Explanation::default();
             let mut merged: Option<Version> = base.clone();
@@ -396,6 +429,11 @@ impl<S: Store, J: Store> Resolver<S, J> {
             if condition != PutCondition::Unstamped
                 && base.as_ref().is_some_and(|b| b.covers(&merged))
             {
+                if was_guess {
+                    // Nothing to add to the guess; only the home copy itself
+                    // can tell whether nothing is owed.
+                    continue;
+                }
                 return Ok(HomeMerge {
                     wrote: false,
                     stamp: None,
