@@ -100,6 +100,8 @@ pub struct Stats {
     /// Records given up on after `max_retries` (the on-failure queue).
     pub set_aside: Vec<String>,
     pub classes: BTreeMap<&'static str, usize>,
+    /// The same, per Region: (Region, class) -> records.
+    pub by_region: BTreeMap<(String, &'static str), usize>,
 }
 
 pub struct Cluster {
@@ -513,7 +515,7 @@ impl Cluster {
                     let (response, summary) = resolver
                         .handle(&event, Instant::now() + Duration::from_secs(60))
                         .await;
-                    self.count(&summary, batch.len());
+                    self.count(&r, &summary, batch.len());
                     failed = response
                         .batch_item_failures
                         .into_iter()
@@ -548,7 +550,7 @@ impl Cluster {
         delivered
     }
 
-    fn count(&mut self, summary: &Summary, records: usize) {
+    fn count(&mut self, region: &Region, summary: &Summary, records: usize) {
         self.stats.invocations += 1;
         self.stats.records_delivered += records;
         self.stats.resolver_writes += summary.writes;
@@ -556,6 +558,11 @@ impl Cluster {
         self.stats.failures += summary.failures;
         for (class, n) in &summary.by_class {
             *self.stats.classes.entry(class).or_default() += n;
+            *self
+                .stats
+                .by_region
+                .entry((region.to_string(), class))
+                .or_default() += n;
         }
     }
 

@@ -153,14 +153,10 @@ async fn g1_a_foreign_write_is_detected_once_in_its_own_region() {
     c.resume("eu-west-1", "us-east-1");
     c.settle().await;
     assert_eq!(c.stats.classes.get("foreign"), Some(&1), "{:?}", c.stats);
-    let foreign: Vec<_> = all_journal(&c)
-        .await
-        .into_iter()
-        .filter(|(_, e)| text(e, "kind") == "foreign")
-        .collect();
-    assert_eq!(foreign.len(), 1);
-    assert_eq!(foreign[0].0, "eu-west-1");
-    assert_eq!(text(&foreign[0].1, "action"), "reconciled");
+    let eu_foreign = c.stats.by_region.get(&("eu-west-1".to_string(), "foreign"));
+    assert_eq!(eu_foreign, Some(&1), "detected in the Region that made it");
+    // A clean merge (no concurrent edit) overwrote nothing: no journal entry.
+    assert!(all_journal(&c).await.is_empty());
     let items = converged(&c).await;
     assert_eq!(text(&items["pk=u1"], "name"), "b");
     // Replicated copies were seen, and ignored, everywhere else.
@@ -329,9 +325,8 @@ async fn the_seed_sample_event_reconciles_jaws_into_its_home() {
     let home = c.read("us-west-1", &jaws_key).await.unwrap();
     assert_eq!(text(&home, "rating"), "8");
     assert_eq!(text(&home, "src_region"), "us-west-1");
-    let journal = c.journal("us-east-1").await;
-    assert_eq!(journal.len(), 1, "delivered twice, journaled once");
-    assert_eq!(text(&journal[0], "kind"), "foreign");
+    // Nothing was overwritten (us-west-1 had not changed Jaws): no entry.
+    assert!(c.journal("us-east-1").await.is_empty());
 }
 
 /// G7: a batch with poison records reports exactly those, and processes
@@ -374,4 +369,55 @@ async fn g7_poison_records_fail_alone() {
         let home = c.read("us-east-1", &k).await.unwrap();
         assert_eq!(text(&home, "rating"), rating, "{title}");
     }
+}
+
+/// A foreign write that conflicts with a concurrent edit at home is merged
+/// by the rule and journaled with the merge's explanation.
+#[tokio::test]
+async fn a_conflicting_foreign_write_is_journaled_with_its_explanation() {
+    let spec = Spec::new(&REGIONS).env("MERGE_RULES", r#"{"attributes":{"score":"max"}}"#);
+    let mut c = Cluster::start(MotoServer::shared(), "conflict", spec).await;
+    let w = c.writer();
+    w.insert(
+        &region("us-east-1"),
+        item(&[
+            ("pk", s("p")),
+            ("home_region", s("us-east-1")),
+            ("score", n(1)),
+        ]),
+    )
+    .await
+    .unwrap();
+    c.settle().await;
+    for other in ["us-east-1", "us-west-2"] {
+        c.pause("eu-west-1", other);
+        c.pause(other, "eu-west-1");
+    }
+    w.update(&region("us-east-1"), &key("p"), |d| {
+        d.set("score", n(5));
+    })
+    .await
+    .unwrap();
+    w.update(&region("eu-west-1"), &key("p"), |d| {
+        d.set("score", n(3));
+    })
+    .await
+    .unwrap();
+    c.settle().await;
+    let entries = c.journal("eu-west-1").await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(text(&entries[0], "kind"), "foreign");
+    let Some(AttributeValue::L(explanation)) = entries[0].get("explanation") else {
+        panic!()
+    };
+    let Some(AttributeValue::M(first)) = explanation.first() else {
+        panic!()
+    };
+    assert!(text(&Item::from(first.clone()), "decision").contains("decided by rule max"));
+    for other in ["us-east-1", "us-west-2"] {
+        c.resume("eu-west-1", other);
+        c.resume(other, "eu-west-1");
+    }
+    c.settle().await;
+    assert_eq!(text(&converged(&c).await["pk=p"], "score"), "5");
 }

@@ -302,6 +302,17 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     }
                 };
                 let wrote = merged.as_ref().is_some_and(|m| m.wrote);
+                // A foreign write merged without a real conflict overwrote
+                // nothing: it is counted and logged, not journaled.
+                let conflict = merged.as_ref().is_none_or(|m| {
+                    c.action != Action::Reconcile
+                        || m.explanation.has_conflict()
+                        || !m.explanation.disjoint_windows.is_empty()
+                });
+                tracing::info!(key = %journal::key_text(key), home = %home, action, conflict, "foreign write");
+                if !conflict {
+                    return Ok(done(wrote, false));
+                }
                 let journaled = self
                     .journal(Entry {
                         identity,
