@@ -94,8 +94,10 @@ fn config(concurrency: usize) -> Config {
 }
 
 /// 1,000 items homed in us-west-2 (stored there), each written once in
-/// us-east-1: the event us-east-1's resolver receives.
-fn setup(store: &SlowStore) -> StreamEvent {
+/// us-east-1: the event us-east-1's resolver receives. With `home_moved`,
+/// the home copy has changed since us-east-1 last saw it (another
+/// attribute edited at home), so the resolver must read it.
+fn setup(store: &SlowStore, home_moved: bool) -> StreamEvent {
     let schema = Schema::new("pk", None);
     let merger = Merger::new(homeward::Rules::default());
     let west = Region::parse("us-west-2").unwrap();
@@ -117,12 +119,19 @@ fn setup(store: &SlowStore) -> StreamEvent {
             let mut d = Draft::new(home.values());
             d.set("name", AttributeValue::S(format!("renamed {i}")));
             let foreign = apply(&home, &d, &ctx("us-east-1", 10), &merger, &schema, None).unwrap();
+            let stored = if home_moved {
+                let mut d = Draft::new(home.values());
+                d.set("note", AttributeValue::S("edited at home".into()));
+                apply(&home, &d, &ctx("us-west-2", 5), &merger, &schema, None).unwrap()
+            } else {
+                home.clone()
+            };
             let (home, foreign) = (schema.encode(&home), schema.encode(&foreign));
             let mut keys = home.clone();
             keys.retain(|k, _| k == "pk");
             store.items.lock().unwrap().insert(
                 (west.clone(), resolver::journal::key_text(&keys)),
-                home.clone(),
+                schema.encode(&stored),
             );
             json!({
                 "eventName": "MODIFY",
@@ -142,26 +151,31 @@ fn setup(store: &SlowStore) -> StreamEvent {
 
 #[tokio::main]
 async fn main() {
-    for concurrency in [32, 64] {
-        for run in 1..=2 {
-            let table = SlowStore::new(Schema::new("pk", None));
-            let journal = SlowStore::new(Schema::new("pk", Some("sk")));
-            let event = setup(&table);
-            let resolver = Resolver::new(config(concurrency), table, journal);
-            let start = Instant::now();
-            let (response, summary) = resolver
-                .handle(&event, start + Duration::from_secs(900))
-                .await;
-            let took = start.elapsed();
-            assert!(response.batch_item_failures.is_empty());
-            assert_eq!(summary.writes, 1000);
-            println!(
-                "1000 foreign writes, {} ms per store call, CONCURRENCY={concurrency} (run {run}): {:.2} s ({} writes, {} journal entries)",
+    for (home_moved, case) in [
+        (false, "home copy as last seen"),
+        (true, "home copy changed since"),
+    ] {
+        for concurrency in [32, 64] {
+            for run in 1..=2 {
+                let table = SlowStore::new(Schema::new("pk", None));
+                let journal = SlowStore::new(Schema::new("pk", Some("sk")));
+                let event = setup(&table, home_moved);
+                let resolver = Resolver::new(config(concurrency), table, journal);
+                let start = Instant::now();
+                let (response, summary) = resolver
+                    .handle(&event, start + Duration::from_secs(900))
+                    .await;
+                let took = start.elapsed();
+                assert!(response.batch_item_failures.is_empty());
+                assert_eq!(summary.writes, 1000);
+                println!(
+                "1000 foreign writes, {case}, {} ms per store call, CONCURRENCY={concurrency} (run {run}): {:.2} s ({} writes, {} journal entries)",
                 LATENCY.as_millis(),
                 took.as_secs_f64(),
                 summary.writes,
                 summary.journal_entries
             );
+            }
         }
     }
 }

@@ -467,6 +467,8 @@ impl<S: Store, J: Store> Resolver<S, J> {
                         explanation,
                     })
                 }
+                // A wrong guess is not contention: read the home copy at once.
+                Err(RecordError::Store(StoreError::ConditionFailed)) if was_guess => {}
                 Err(RecordError::Store(StoreError::ConditionFailed)) => {
                     tracing::debug!(attempt, home = %home, "home copy changed under the merge; retrying");
                     tokio::time::sleep(Duration::from_millis(10 << attempt.min(6))).await;
