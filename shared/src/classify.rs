@@ -111,27 +111,12 @@ pub fn peek(item: &Item, stamp_attribute: &str) -> Result<Option<StampHeader>, S
         Some(AttributeValue::M(m)) => m,
         Some(_) => return Err(StampError::field(stamp_attribute, "not a map")),
     };
-    let text = |field: &str| match stamp.get(field) {
-        Some(AttributeValue::S(s)) => Ok(s.as_str()),
-        Some(_) => Err(StampError::field(field, "not a string")),
-        None => Err(StampError::field(field, "missing")),
-    };
-    let origin = Region::parse(text("o")?)?;
-    let by = match text("by")? {
-        "app" => WriterKind::App,
-        "resolver" => WriterKind::Resolver,
-        other => {
-            return Err(StampError::field(
-                "by",
-                format!("`{other}` is neither app nor resolver"),
-            ))
-        }
-    };
-    let dot = Dot::decode(text("dot")?)?;
-    if dot.region != origin {
-        return Err(StampError::field("dot", "its Region differs from `o`"));
-    }
-    Ok(Some(StampHeader { origin, by, dot }))
+    let header = crate::stamp::decode_header(stamp)?;
+    Ok(Some(StampHeader {
+        dot: header.dot(),
+        origin: header.origin,
+        by: header.by,
+    }))
 }
 
 /// Whether the stamp in `item` knows `dot`, reading only that Region's

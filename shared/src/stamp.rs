@@ -83,28 +83,7 @@ impl Schema {
             Some(_) => return Err(StampError::field(&self.stamp_attribute, "not a map")),
             None => return Err(StampError::Missing(self.stamp_attribute.clone())),
         };
-        let origin = Region::parse(string(stamp, "o")?)?;
-        let time_ms = number(stamp, "t")?;
-        let by = match string(stamp, "by")? {
-            "app" => WriterKind::App,
-            "resolver" => WriterKind::Resolver,
-            other => {
-                return Err(StampError::field(
-                    "by",
-                    format!("`{other}` is neither app nor resolver"),
-                ))
-            }
-        };
-        let dot = crate::dot::Dot::decode(string(stamp, "dot")?)?;
-        if dot.region != origin {
-            return Err(StampError::field("dot", "its Region differs from `o`"));
-        }
-        let header = Header {
-            origin,
-            time_ms,
-            by,
-            tick: dot.tick,
-        };
+        let header = decode_header(stamp)?;
 
         let mut known = BTreeMap::new();
         for (region, ticks) in map(stamp, "k")? {
@@ -208,6 +187,35 @@ impl Schema {
         item.insert(self.stamp_attribute.clone(), encode_stamp(version));
         Item::from(item)
     }
+}
+
+/// The header of a stamp map: who wrote the version, when, and its dot.
+///
+/// # Errors
+/// [`StampError`] naming the malformed field.
+pub fn decode_header(stamp: &HashMap<String, AttributeValue>) -> Result<Header, StampError> {
+    let origin = Region::parse(string(stamp, "o")?)?;
+    let time_ms = number(stamp, "t")?;
+    let by = match string(stamp, "by")? {
+        "app" => WriterKind::App,
+        "resolver" => WriterKind::Resolver,
+        other => {
+            return Err(StampError::field(
+                "by",
+                format!("`{other}` is neither app nor resolver"),
+            ))
+        }
+    };
+    let dot = crate::dot::Dot::decode(string(stamp, "dot")?)?;
+    if dot.region != origin {
+        return Err(StampError::field("dot", "its Region differs from `o`"));
+    }
+    Ok(Header {
+        origin,
+        time_ms,
+        by,
+        tick: dot.tick,
+    })
 }
 
 /// The stamp map alone.

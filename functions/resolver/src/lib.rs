@@ -260,45 +260,18 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 let regions = vec![version.header.origin.to_string(), home.to_string()];
                 let (action, merged) = match c.action {
                     Action::JournalOnly => ("journaled", None),
-                    Action::Reconcile => {
+                    Action::Reconcile | Action::Reject => {
+                        let reject = c.action == Action::Reject;
                         let m = self
-                            .merge_into_home(
-                                key,
-                                &home,
-                                &[&version],
-                                false,
-                                presumed.clone(),
-                                deadline,
-                            )
+                            .merge_into_home(key, &home, &[&version], reject, presumed, deadline)
                             .await?;
-                        (
-                            if m.wrote {
-                                "reconciled"
-                            } else {
-                                "already-merged"
-                            },
-                            Some(m),
-                        )
-                    }
-                    Action::Reject => {
-                        let m = self
-                            .merge_into_home(
-                                key,
-                                &home,
-                                &[&version],
-                                true,
-                                presumed.clone(),
-                                deadline,
-                            )
-                            .await?;
-                        (
-                            if m.wrote {
-                                "rejected"
-                            } else {
-                                "already-rejected"
-                            },
-                            Some(m),
-                        )
+                        let action = match (reject, m.wrote) {
+                            (false, true) => "reconciled",
+                            (false, false) => "already-merged",
+                            (true, true) => "rejected",
+                            (true, false) => "already-rejected",
+                        };
+                        (action, Some(m))
                     }
                 };
                 let wrote = merged.as_ref().is_some_and(|m| m.wrote);
