@@ -421,3 +421,59 @@ async fn a_conflicting_foreign_write_is_journaled_with_its_explanation() {
     c.settle().await;
     assert_eq!(text(&converged(&c).await["pk=p"], "score"), "5");
 }
+
+/// `reject`: the home's values win everywhere; the foreign write is kept in
+/// the journal. `journal-only`: the write stands, and is journaled.
+#[tokio::test]
+async fn reject_and_journal_only_actions() {
+    for (action, expected_name, expected_action) in [
+        ("reject", "home", "rejected"),
+        ("journal-only", "away", "journaled"),
+    ] {
+        let spec = Spec::new(&REGIONS).env("ACTION", action);
+        let mut c = Cluster::start(MotoServer::shared(), action, spec).await;
+        let w = c.writer();
+        w.insert(
+            &region("us-east-1"),
+            item(&[
+                ("pk", s("r")),
+                ("home_region", s("us-east-1")),
+                ("name", s("home")),
+            ]),
+        )
+        .await
+        .unwrap();
+        c.settle().await;
+        c.pause("eu-west-1", "us-east-1");
+        w.update(&region("eu-west-1"), &key("r"), |d| {
+            d.set("name", s("away"));
+            d.set("extra", s("x"));
+        })
+        .await
+        .unwrap();
+        c.settle().await;
+        c.resume("eu-west-1", "us-east-1");
+        c.settle().await;
+        let items = converged(&c).await;
+        assert_eq!(text(&items["pk=r"], "name"), expected_name, "{action}");
+        assert_eq!(
+            items["pk=r"].contains_key("extra"),
+            action != "reject",
+            "{action}"
+        );
+        let journal = c.journal("eu-west-1").await;
+        assert_eq!(journal.len(), 1, "{action}: {journal:?}");
+        assert_eq!(text(&journal[0], "action"), expected_action);
+        let Some(AttributeValue::M(versions)) = journal[0].get("versions") else {
+            panic!()
+        };
+        let Some(AttributeValue::M(new)) = versions.get("new") else {
+            panic!()
+        };
+        assert_eq!(
+            new.get("name"),
+            Some(&s("away")),
+            "the foreign write is kept in the journal"
+        );
+    }
+}
