@@ -1,0 +1,161 @@
+//! Throttling and 5xx errors are retried inside the time budget, then the
+//! record is reported; a journal entry for huge versions keeps only what
+//! differs. The store here is a fake that fails on purpose: this is a unit
+//! test of the retry policy, not evidence about DynamoDB (see tests/).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use homeward::{PutCondition, Region, Registry, Store, StoreError};
+use resolver::journal::Entry;
+use resolver::{Config, Resolver, StreamEvent};
+use serde_dynamo::{AttributeValue, Item};
+
+/// Fails the first `failures` calls with a retryable error, then behaves.
+struct Flaky {
+    failures: usize,
+    calls: AtomicUsize,
+    items: Mutex<HashMap<String, Item>>,
+}
+
+impl Flaky {
+    fn new(failures: usize) -> Self {
+        Flaky {
+            failures,
+            calls: AtomicUsize::new(0),
+            items: Mutex::default(),
+        }
+    }
+
+    fn fail(&self) -> Result<(), StoreError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
+            return Err(StoreError::Service {
+                region: "us-west-1".into(),
+                retryable: true,
+                message: "ProvisionedThroughputExceededException".into(),
+                source: None,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Store for Flaky {
+    async fn get(&self, _: &Region, key: &Item) -> Result<Option<Item>, StoreError> {
+        self.fail()?;
+        Ok(self
+            .items
+            .lock()
+            .unwrap()
+            .get(&resolver::journal::key_text(key))
+            .cloned())
+    }
+
+    async fn put(&self, _: &Region, item: &Item, _: &PutCondition) -> Result<(), StoreError> {
+        self.fail()?;
+        let mut key = item.clone();
+        key.retain(|k, _| k == "year" || k == "title" || k == "pk" || k == "sk");
+        self.items
+            .lock()
+            .unwrap()
+            .insert(resolver::journal::key_text(&key), item.clone());
+        Ok(())
+    }
+}
+
+fn config() -> Config {
+    let vars = HashMap::from([
+        ("TABLE_NAME", "Movies"),
+        ("TABLE_KEY", "year,title"),
+        ("AWS_REGION", "us-east-1"),
+        ("JOURNAL_TABLE", "J"),
+        ("HOME_STRATEGY", "attribute:src_region"),
+    ]);
+    Config::from_lookup(|k| vars.get(k).map(|v| v.to_string()), &Registry::new()).unwrap()
+}
+
+fn seed_event() -> StreamEvent {
+    let path = format!(
+        "{}/../../events/foreign-write.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn throttling_is_retried_within_the_deadline() {
+    let resolver = Resolver::new(config(), Flaky::new(3), Flaky::new(0));
+    let (response, summary) = resolver
+        .handle(&seed_event(), Instant::now() + Duration::from_secs(30))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.writes, 1);
+}
+
+#[tokio::test]
+async fn out_of_time_the_record_is_reported() {
+    let resolver = Resolver::new(config(), Flaky::new(usize::MAX), Flaky::new(0));
+    let started = Instant::now();
+    let (response, summary) = resolver
+        .handle(&seed_event(), started + Duration::from_secs(3))
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "gave up before the deadline"
+    );
+    assert_eq!(summary.failures, 1);
+    let ids: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(ids, vec![Some("4000000000000000001".to_string())]);
+}
+
+#[test]
+fn huge_versions_keep_only_what_differs() {
+    let big = "x".repeat(200 * 1024);
+    let mut a: HashMap<String, AttributeValue> = HashMap::new();
+    a.insert("pk".into(), AttributeValue::S("k".into()));
+    a.insert("blob".into(), AttributeValue::S(big.clone()));
+    a.insert("n".into(), AttributeValue::N("1".into()));
+    let mut b = a.clone();
+    b.insert("n".into(), AttributeValue::N("2".into()));
+    let (a, b) = (Item::from(a), Item::from(b));
+    let key = Item::from(HashMap::from([(
+        "pk".to_string(),
+        AttributeValue::S("k".into()),
+    )]));
+    let entry = Entry {
+        table: "T",
+        item_key: &key,
+        kind: "clobber",
+        identity: "us-east-1:1:a#us-west-2:1:b".into(),
+        action: "merged",
+        detected_in: "us-east-1",
+        home: None,
+        regions: vec![],
+        versions: vec![("old", &a), ("new", &b)],
+        merged_stamp: None,
+        explanation: None,
+        reason: None,
+        now_ms: 0,
+        ttl_days: 1,
+    };
+    let item = entry.to_item();
+    assert!(homeward::size::item_size(&item) < 400 * 1024);
+    let Some(AttributeValue::M(versions)) = item.get("versions") else {
+        panic!()
+    };
+    assert_eq!(
+        versions.get("only_differing_attributes"),
+        Some(&AttributeValue::Bool(true))
+    );
+    let Some(AttributeValue::M(old)) = versions.get("old") else {
+        panic!()
+    };
+    assert_eq!(old.len(), 1);
+    assert_eq!(old.get("n"), Some(&AttributeValue::N("1".into())));
+}
