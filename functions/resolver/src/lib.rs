@@ -38,8 +38,8 @@ pub enum RecordError {
     Store(#[from] StoreError),
     #[error("the home copy kept changing; gave up after {0} attempts")]
     Contended(u32),
-    #[error("out of time before the record could be finished")]
-    Deadline,
+    #[error("an earlier record of the same item failed; this one waits for it")]
+    Blocked,
     #[error("the merge produced a change the rules forbid: {0}")]
     Edit(#[from] homeward::EditError),
 }
@@ -151,7 +151,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
         for record in records {
             let sequence = record.dynamodb.sequence_number.clone();
             if failed {
-                out.push((sequence, Err(RecordError::Deadline)));
+                out.push((sequence, Err(RecordError::Blocked)));
                 continue;
             }
             let result = self.process_record(record, deadline).await;
