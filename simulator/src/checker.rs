@@ -1,1 +1,659 @@
-//! The checker.
+//! The randomized convergence checker: random concurrent histories on a
+//! simulated global table, each run to quiescence and checked against
+//! ground truth the checker keeps itself.
+//!
+//! A history writes a few items (one of them hot) from every Region through
+//! the stamped writer: plain attributes (`lww`), a set (`tags`, `union`), a
+//! counter (`n`), soft deletes; with random link delays and jitter (each
+//! link keeps per-item order, items overtake each other), partitions that
+//! heal, duplicate deliveries, and first deliveries that fail after the
+//! resolver ran (Lambda then redelivers from the lowest failed record).
+//!
+//! Ground truth: every edit the writer made (item, attribute, value, dot
+//! from the returned version, and what that version knew) and every
+//! counter increment. The checks, after every link heals and the cluster
+//! settles:
+//! - convergence: every Region holds identical items;
+//! - nothing lost: each edit is in the final register of its attribute, or
+//!   a causally later edit of that attribute (one whose version knows the
+//!   edit's dot) superseded it;
+//! - rules: the value shown among concurrent edits is what the attribute's
+//!   rule decides (`lww`: the latest by time, Region, dot; `union`: every
+//!   element) and a single edit shows its own value;
+//! - counters exact: the total is the sum of every increment;
+//! - no loop: the cluster settles within a bound, and delivering every
+//!   record again (cut into other batches) writes nothing and journals
+//!   nothing new.
+//!
+//! A history is `(seed, steps)`: its operations come from a generator
+//! seeded with `seed`, and the first `steps` of them are played, so a
+//! failure is minimized by replaying shorter prefixes, and replayed with
+//! `homeward-sim check --histories 1 --seed S --steps K`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use homeward::version::Register;
+use homeward::{Dot, Region, Registry, Version, WriteError};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_dynamo::{AttributeValue, Item};
+
+use crate::cluster::{Cluster, Latency, SimStore, Spec};
+use crate::scenario::Backend;
+
+const REGION_NAMES: [&str; 5] = [
+    "us-east-1",
+    "us-west-2",
+    "eu-west-1",
+    "ap-northeast-1",
+    "sa-east-1",
+];
+const PLAIN: [&str; 3] = ["a", "b", "c"];
+const COUNTER: &str = "n";
+const SET: &str = "tags";
+/// The rules the checker's reference expects.
+pub const RULES: &str = r#"{"attributes":{"n":"counter","tags":"union"}}"#;
+
+/// What to check.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    pub histories: usize,
+    pub regions: usize,
+    /// History `i` uses seed `seed + i`.
+    pub seed: u64,
+    /// Operations per history.
+    pub steps: usize,
+    pub items: usize,
+    /// `MERGE_RULES` for the writers and resolvers. The checks assume
+    /// [`RULES`]: a different rule for a plain attribute shows up as a
+    /// violation (how the tests catch a broken merge).
+    pub rules: String,
+    /// Shorten failing histories to the smallest failing prefix.
+    pub minimize: bool,
+}
+
+impl Default for CheckConfig {
+    fn default() -> Self {
+        CheckConfig {
+            histories: 200,
+            regions: 3,
+            seed: 1,
+            steps: 24,
+            items: 3,
+            rules: RULES.into(),
+            minimize: true,
+        }
+    }
+}
+
+/// One failing history.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub seed: u64,
+    pub steps: usize,
+    pub memory: bool,
+    pub violations: Vec<String>,
+    pub history: Vec<String>,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "VIOLATION in history seed {} (minimized to {} steps); replay with:\n  homeward-sim check --histories 1 --seed {} --steps {}{}",
+            self.seed,
+            self.steps,
+            self.seed,
+            self.steps,
+            if self.memory { " --memory" } else { "" }
+        )?;
+        writeln!(f, "history:")?;
+        for h in &self.history {
+            writeln!(f, "  {h}")?;
+        }
+        writeln!(f, "violations:")?;
+        for v in &self.violations {
+            writeln!(f, "  - {v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Totals over a check.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    pub histories: usize,
+    pub writes: usize,
+    pub resolver_writes: usize,
+    pub injected_failures: usize,
+    pub duplicate_deliveries: usize,
+    pub failures: Vec<Failure>,
+}
+
+/// Why a check could not run at all.
+#[derive(Debug, thiserror::Error)]
+#[error("checker: {0}")]
+pub struct CheckError(String);
+
+/// What a history does.
+#[derive(Debug, Clone)]
+enum Op {
+    Set(usize, usize, &'static str, String),
+    Remove(usize, usize, &'static str),
+    Increment(usize, usize, i64),
+    Tag(usize, usize, String),
+    Delete(usize, usize),
+    Wait(u64),
+    Partition(usize),
+    HealAll,
+}
+
+/// A history's setup and operations, all from its seed.
+struct Plan {
+    homes: Vec<usize>,
+    latencies: Vec<Latency>,
+    batch_size: usize,
+    batching_window: u64,
+    ops: Vec<Op>,
+}
+
+fn plan(seed: u64, regions: usize, items: usize, steps: usize) -> Plan {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let homes = (0..items).map(|_| rng.random_range(0..regions)).collect();
+    let latencies = (0..regions * regions)
+        .map(|_| Latency {
+            delay: rng.random_range(0..=2),
+            jitter: rng.random_range(0..=3),
+        })
+        .collect();
+    let batch_size = rng.random_range(1..=8);
+    let batching_window = rng.random_range(0..=1);
+    let mut ops = Vec::new();
+    let mut partitioned = false;
+    for i in 0..steps {
+        // Half the writes go to item 0: a hot item written from everywhere.
+        let item = if rng.random_bool(0.5) {
+            0
+        } else {
+            rng.random_range(0..items)
+        };
+        let r = rng.random_range(0..regions);
+        let op = match rng.random_range(0..100) {
+            0..=34 => Op::Set(
+                r,
+                item,
+                PLAIN[rng.random_range(0..PLAIN.len())],
+                format!("v{i}"),
+            ),
+            35..=39 => Op::Remove(r, item, PLAIN[rng.random_range(0..PLAIN.len())]),
+            40..=57 => Op::Increment(r, item, rng.random_range(-3..=3)),
+            58..=69 => Op::Tag(r, item, format!("t{i}")),
+            70..=72 => Op::Delete(r, item),
+            73..=89 => Op::Wait(rng.random_range(1..=3)),
+            90..=94 if !partitioned => {
+                partitioned = true;
+                Op::Partition(r)
+            }
+            _ => {
+                partitioned = false;
+                Op::HealAll
+            }
+        };
+        ops.push(op);
+    }
+    Plan {
+        homes,
+        latencies,
+        batch_size,
+        batching_window,
+        ops,
+    }
+}
+
+/// One edit of one attribute, as the writer made it.
+struct Edit {
+    item: usize,
+    attribute: String,
+    dot: Dot,
+    value: Option<AttributeValue>,
+    /// The version that made it: what it knew.
+    version: Version,
+}
+
+fn key(item: usize) -> Item {
+    Item::from(HashMap::from([(
+        "pk".to_string(),
+        AttributeValue::S(format!("k{item}")),
+    )]))
+}
+
+/// Runs `config.histories` histories and checks each.
+///
+/// # Errors
+/// [`CheckError`] when the checker itself cannot run (bad rules).
+pub async fn check(
+    config: &CheckConfig,
+    backend: Backend<'_>,
+    registry: &Registry,
+) -> Result<Report, CheckError> {
+    if !(2..=REGION_NAMES.len()).contains(&config.regions) {
+        return Err(CheckError(format!(
+            "--regions must be 2 to {}",
+            REGION_NAMES.len()
+        )));
+    }
+    homeward::Rules::from_json(&config.rules, registry).map_err(|e| CheckError(e.to_string()))?;
+    let mut report = Report::default();
+    for i in 0..config.histories {
+        let seed = config.seed.wrapping_add(i as u64);
+        let run = run_history(config, backend, registry, seed, config.steps).await;
+        report.histories += 1;
+        report.writes += run.writes;
+        report.resolver_writes += run.stats.resolver_writes;
+        report.injected_failures += run.stats.injected_failures;
+        report.duplicate_deliveries += run.stats.duplicate_deliveries;
+        if run.violations.is_empty() {
+            continue;
+        }
+        let mut failing = run;
+        let mut steps = config.steps;
+        if config.minimize {
+            for k in 0..config.steps {
+                let shorter = run_history(config, backend, registry, seed, k).await;
+                if !shorter.violations.is_empty() {
+                    failing = shorter;
+                    steps = k;
+                    break;
+                }
+            }
+        }
+        report.failures.push(Failure {
+            seed,
+            steps,
+            memory: matches!(backend, Backend::Memory),
+            violations: failing.violations,
+            history: failing.history,
+        });
+    }
+    Ok(report)
+}
+
+struct Run {
+    writes: usize,
+    stats: crate::cluster::Stats,
+    history: Vec<String>,
+    violations: Vec<String>,
+}
+
+async fn run_history(
+    config: &CheckConfig,
+    backend: Backend<'_>,
+    registry: &Registry,
+    seed: u64,
+    steps: usize,
+) -> Run {
+    let plan = plan(seed, config.regions, config.items, config.steps);
+    let names: Vec<&'static str> = REGION_NAMES[..config.regions].to_vec();
+    let regions: Vec<Region> = names
+        .iter()
+        .map(|r| Region::parse(r).expect("a Region"))
+        .collect();
+    let mut spec = Spec::new(&names).env("MERGE_RULES", &config.rules);
+    spec.registry = registry.clone();
+    spec.seed = seed;
+    spec.batch_size = plan.batch_size;
+    spec.batching_window = plan.batching_window;
+    spec.failure_rate = 0.25;
+    spec.duplicate_rate = 0.1;
+    spec.max_retries = 10;
+    for (i, from) in names.iter().enumerate() {
+        for (j, to) in names.iter().enumerate() {
+            spec.latencies.insert(
+                (from.to_string(), to.to_string()),
+                plan.latencies[i * names.len() + j],
+            );
+        }
+    }
+    let mut c = match backend {
+        Backend::Memory => Cluster::memory(spec),
+        Backend::Moto(server) => Cluster::start(server, "check", spec).await,
+    };
+    let w = c.writer();
+    let mut history = vec![format!(
+        "setup: batch size {}, batching window {}, links {:?}",
+        plan.batch_size,
+        plan.batching_window,
+        plan.latencies
+            .iter()
+            .map(|l| (l.delay, l.jitter))
+            .collect::<Vec<_>>()
+    )];
+    let mut edits: Vec<Edit> = Vec::new();
+    let mut counters: Vec<i64> = vec![0; config.items];
+    let mut writes = 0;
+    let mut violations = Vec::new();
+
+    let record = |edits: &mut Vec<Edit>, item: usize, v: &Version| {
+        let dot = v.header.dot();
+        for (name, register) in &v.attrs {
+            for s in register.siblings() {
+                if s.at.dot == dot {
+                    edits.push(Edit {
+                        item,
+                        attribute: name.clone(),
+                        dot: dot.clone(),
+                        value: s.value.clone(),
+                        version: v.clone(),
+                    });
+                }
+            }
+        }
+    };
+
+    for (item, home) in plan.homes.iter().enumerate() {
+        let r = &regions[*home];
+        let start = Item::from(HashMap::from([
+            ("pk".to_string(), AttributeValue::S(format!("k{item}"))),
+            ("home_region".to_string(), AttributeValue::S(r.to_string())),
+            ("a".to_string(), AttributeValue::S("init".into())),
+            (SET.to_string(), AttributeValue::Ss(vec!["t-init".into()])),
+            (COUNTER.to_string(), AttributeValue::N("0".into())),
+        ]));
+        match w.insert(r, start).await {
+            Ok(v) => {
+                writes += 1;
+                record(&mut edits, item, &v);
+                history.push(format!("insert k{item} in {r} (its home)"));
+            }
+            Err(e) => violations.push(format!("setup insert of k{item} failed: {e}")),
+        }
+    }
+    if let Err(e) = c.try_settle().await {
+        violations.push(format!("no settle after setup: {e}"));
+    }
+
+    for (i, op) in plan.ops.iter().take(steps).enumerate() {
+        let result: Option<(usize, Result<Version, WriteError>)> = match op {
+            Op::Set(r, item, attr, value) => Some((
+                *item,
+                w.update(&regions[*r], &key(*item), |d| {
+                    d.set(attr, AttributeValue::S(value.clone()));
+                })
+                .await,
+            )),
+            Op::Remove(r, item, attr) => Some((
+                *item,
+                w.update(&regions[*r], &key(*item), |d| {
+                    d.remove(attr);
+                })
+                .await,
+            )),
+            Op::Increment(r, item, delta) => Some((
+                *item,
+                w.increment(&regions[*r], &key(*item), COUNTER, *delta)
+                    .await,
+            )),
+            Op::Tag(r, item, tag) => Some((
+                *item,
+                w.update(&regions[*r], &key(*item), |d| {
+                    let mut tags = match d.get(SET) {
+                        Some(AttributeValue::Ss(t)) => t,
+                        _ => Vec::new(),
+                    };
+                    if !tags.contains(tag) {
+                        tags.push(tag.clone());
+                    }
+                    d.set(SET, AttributeValue::Ss(tags));
+                })
+                .await,
+            )),
+            Op::Delete(r, item) => Some((*item, w.delete(&regions[*r], &key(*item)).await)),
+            Op::Wait(ticks) => {
+                for _ in 0..*ticks {
+                    c.step().await;
+                }
+                None
+            }
+            Op::Partition(r) => {
+                c.partition(&[names[*r]]);
+                None
+            }
+            Op::HealAll => {
+                c.heal_all();
+                None
+            }
+        };
+        let line = format!("{:>3}. t={} {}", i + 1, c.tick, describe(op, &names));
+        match result {
+            None => history.push(line),
+            Some((item, Ok(v))) => {
+                writes += 1;
+                if let Op::Increment(_, _, delta) = op {
+                    counters[item] += delta;
+                }
+                record(&mut edits, item, &v);
+                history.push(format!("{line} -> dot {}", v.header.dot().encode()));
+            }
+            Some((_, Err(e))) => history.push(format!("{line} -> not written: {e}")),
+        }
+    }
+
+    c.heal_all();
+    let settled = c.try_settle().await;
+    if let Err(e) = settled {
+        violations.push(format!("resolver loop: {e}"));
+        return Run {
+            writes,
+            stats: c.stats.clone(),
+            history,
+            violations,
+        };
+    }
+    let stats = c.stats.clone();
+    let finals = final_items(&c, &names).await;
+    check_finals(
+        &c,
+        &names,
+        &finals,
+        &edits,
+        &counters,
+        config.items,
+        &mut violations,
+    );
+
+    // No loop, idempotence: everything again, cut differently, changes nothing.
+    let journal_before = journal_count(&c, &names).await;
+    if let Err(e) = c.try_replay(3).await {
+        violations.push(format!("resolver loop on redelivery: {e}"));
+    } else {
+        if c.stats.resolver_writes != stats.resolver_writes {
+            violations.push(format!(
+                "redelivering every record made {} more resolver writes",
+                c.stats.resolver_writes - stats.resolver_writes
+            ));
+        }
+        if journal_count(&c, &names).await != journal_before {
+            violations.push("redelivering every record added journal entries".into());
+        }
+        if final_items(&c, &names).await != finals {
+            violations.push("redelivering every record changed items".into());
+        }
+    }
+    if !c.stats.set_aside.is_empty() {
+        violations.push(format!(
+            "records set aside after retries: {:?}",
+            c.stats.set_aside
+        ));
+    }
+    Run {
+        writes,
+        stats: c.stats.clone(),
+        history,
+        violations,
+    }
+}
+
+async fn final_items(c: &Cluster, names: &[&str]) -> Vec<BTreeMap<String, Item>> {
+    let mut out = Vec::new();
+    for r in names {
+        out.push(c.items(r).await);
+    }
+    out
+}
+
+async fn journal_count(c: &Cluster, names: &[&str]) -> usize {
+    let mut n = 0;
+    for r in names {
+        n += c.journal(r).await.len();
+    }
+    n
+}
+
+fn check_finals(
+    c: &Cluster,
+    names: &[&str],
+    finals: &[BTreeMap<String, Item>],
+    edits: &[Edit],
+    counters: &[i64],
+    items: usize,
+    violations: &mut Vec<String>,
+) {
+    for (r, f) in names.iter().zip(finals).skip(1) {
+        if f != &finals[0] {
+            for (k, item) in f {
+                if finals[0].get(k) != Some(item) {
+                    violations.push(format!(
+                        "divergence: {k} in {r} is {} but in {} is {}",
+                        crate::cluster::show(item, &c.schema),
+                        names[0],
+                        finals[0]
+                            .get(k)
+                            .map_or("absent".into(), |i| crate::cluster::show(i, &c.schema))
+                    ));
+                }
+            }
+        }
+    }
+    let rules = &c.merger.rules;
+    for (item, expected_total) in counters.iter().enumerate().take(items) {
+        let text = format!("pk=k{item}");
+        let Some(raw) = finals[0].get(&text) else {
+            if edits.iter().any(|e| e.item == item) {
+                violations.push(format!("k{item} is missing in {}", names[0]));
+            }
+            continue;
+        };
+        let v = match c.schema.decode(raw) {
+            Ok(v) => v,
+            Err(e) => {
+                violations.push(format!("k{item}: unreadable stamp: {e}"));
+                continue;
+            }
+        };
+        // Nothing lost.
+        for e in edits.iter().filter(|e| e.item == item) {
+            if rules.is_counter(&e.attribute) {
+                continue;
+            }
+            let present = v.attrs.get(&e.attribute).is_some_and(|reg| {
+                reg.siblings()
+                    .iter()
+                    .any(|s| s.at.dot == e.dot && s.value == e.value)
+            });
+            let superseded = edits.iter().any(|later| {
+                later.item == item
+                    && later.attribute == e.attribute
+                    && later.dot != e.dot
+                    && later.version.knows(&e.dot)
+            });
+            if !present && !superseded {
+                violations.push(format!(
+                    "lost update: k{item}.{} = {} (dot {}) is neither in the final item nor superseded by a later edit",
+                    e.attribute,
+                    e.value.as_ref().map_or("(removed)".into(), crate::cluster::show_value),
+                    e.dot.encode()
+                ));
+            }
+        }
+        // Rules decide concurrent edits; a lone edit shows its value.
+        for (name, register) in &v.attrs {
+            let shown = register.value();
+            let expected = match register {
+                Register::One(s) => s.value.clone(),
+                Register::Many { siblings, .. } if name == SET => {
+                    let all: BTreeSet<String> = siblings
+                        .iter()
+                        .filter_map(|s| match &s.value {
+                            Some(AttributeValue::Ss(v)) => Some(v.clone()),
+                            _ => None,
+                        })
+                        .flatten()
+                        .collect();
+                    (!all.is_empty()).then(|| AttributeValue::Ss(all.into_iter().collect()))
+                }
+                Register::Many { siblings, .. } => siblings
+                    .iter()
+                    .max_by(|a, b| a.at.lww_key().cmp(&b.at.lww_key()))
+                    .and_then(|s| s.value.clone()),
+            };
+            if !same_value(shown, expected.as_ref()) {
+                violations.push(format!(
+                    "k{item}.{name} shows {} but its edits ({}) give {}",
+                    shown.map_or("(absent)".into(), crate::cluster::show_value),
+                    register
+                        .siblings()
+                        .iter()
+                        .map(|s| format!(
+                            "{}={}",
+                            s.at.dot.encode(),
+                            s.value
+                                .as_ref()
+                                .map_or("(removed)".into(), crate::cluster::show_value)
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(" | "),
+                    expected
+                        .as_ref()
+                        .map_or("(absent)".into(), crate::cluster::show_value)
+                ));
+            }
+        }
+        // Counters exact.
+        let total = match v.value(COUNTER) {
+            Some(AttributeValue::N(n)) => n.parse::<i64>().ok(),
+            _ => None,
+        };
+        if total != Some(*expected_total) {
+            violations.push(format!(
+                "counter k{item}.{COUNTER} is {total:?}, the increments add up to {expected_total}"
+            ));
+        }
+    }
+}
+
+/// Sets compare as sets.
+fn same_value(a: Option<&AttributeValue>, b: Option<&AttributeValue>) -> bool {
+    match (a, b) {
+        (Some(AttributeValue::Ss(x)), Some(AttributeValue::Ss(y))) => {
+            x.iter().collect::<BTreeSet<_>>() == y.iter().collect::<BTreeSet<_>>()
+        }
+        _ => a == b,
+    }
+}
+
+fn describe(op: &Op, names: &[&str]) -> String {
+    match op {
+        Op::Set(r, i, a, v) => format!("{}: set k{i}.{a} = {v:?}", names[*r]),
+        Op::Remove(r, i, a) => format!("{}: remove k{i}.{a}", names[*r]),
+        Op::Increment(r, i, d) => format!("{}: k{i}.{COUNTER} {d:+}", names[*r]),
+        Op::Tag(r, i, t) => format!("{}: add {t:?} to k{i}.{SET}", names[*r]),
+        Op::Delete(r, i) => format!("{}: soft delete k{i}", names[*r]),
+        Op::Wait(t) => format!("wait {t} ticks"),
+        Op::Partition(r) => format!("partition: {} cut off", names[*r]),
+        Op::HealAll => "heal every link".into(),
+    }
+}
+
+/// The writer type a history uses (for tests that drive a cluster directly).
+pub type SimWriter = homeward::Writer<SimStore>;

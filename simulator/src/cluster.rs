@@ -158,6 +158,9 @@ struct Record {
     removed: bool,
     /// The tick it was read at (for the batching window).
     read_at: u64,
+    /// In memory, the write's last-writer-wins timestamp (on moto, the
+    /// stamp's `t` stands in for it).
+    write_time: Option<u64>,
 }
 
 /// A copy on its way from one Region to another.
@@ -675,11 +678,14 @@ impl Cluster {
             return;
         }
         let stamp = &self.schema.stamp_attribute;
-        let write_time = record
-            .new_image
-            .as_ref()
-            .and_then(|i| stamp_time(i, stamp))
-            .unwrap_or_else(now_ms);
+        let write_time = match record.write_time {
+            Some(t) => t,
+            None => record
+                .new_image
+                .as_ref()
+                .and_then(|i| stamp_time(i, stamp))
+                .unwrap_or_else(now_ms),
+        };
         let dot = record
             .new_image
             .as_ref()
@@ -755,9 +761,13 @@ impl Cluster {
                 .get(to, &copy.key)
                 .await
                 .expect("get for replication");
+            let current_time = |c: &Item| match &self.store {
+                SimStore::Memory(m) => m.timestamp(to, &copy.key).unwrap_or(0),
+                SimStore::Moto(_) => stamp_time(c, &stamp).unwrap_or(0),
+            };
             let current_order = current
                 .as_ref()
-                .map(|c| (stamp_time(c, &stamp).unwrap_or(0), stamp_dot(c, &stamp)));
+                .map(|c| (current_time(c), stamp_dot(c, &stamp)));
             if current_order.is_some_and(|o| o > (copy.write_time, copy.dot.clone())) {
                 self.stats.copies_dropped += 1;
                 self.note(|| {
@@ -788,7 +798,11 @@ impl Cluster {
                     _ => PutCondition::Unstamped,
                 },
             };
-            match self.store.put(to, item, &condition).await {
+            let put = match &self.store {
+                SimStore::Memory(m) => m.put_at(to, item, &condition, Some(copy.write_time)),
+                SimStore::Moto(_) => self.store.put(to, item, &condition).await,
+            };
+            match put {
                 Ok(()) => {
                     self.applied
                         .entry(to.clone())
@@ -934,7 +948,7 @@ impl Cluster {
             let detected: Vec<String> = summary
                 .by_class
                 .iter()
-                .filter(|(c, _)| !matches!(**c, "replicated" | "echo" | "home"))
+                .filter(|(c, _)| !matches!(**c, "replicated" | "echo" | "home" | "home-write"))
                 .map(|(c, n)| format!("{c} x{n}"))
                 .collect();
             if !detected.is_empty() {
@@ -1105,6 +1119,7 @@ impl Cluster {
             new_image: rec.new_image,
             removed: rec.event_name == "REMOVE",
             read_at: self.tick,
+            write_time: Some(rec.sequence),
         }
     }
 
@@ -1157,6 +1172,7 @@ impl Cluster {
             new_image,
             removed: event_name == "REMOVE",
             read_at: self.tick,
+            write_time: None,
         }
     }
 }

@@ -22,7 +22,8 @@ pub struct MemRecord {
 
 #[derive(Default)]
 struct RegionTable {
-    items: BTreeMap<String, Item>,
+    /// Each item with its last-writer-wins timestamp.
+    items: BTreeMap<String, (Item, u64)>,
     stream: Vec<MemRecord>,
 }
 
@@ -32,7 +33,9 @@ pub struct MemStore {
     schema: Schema,
     regions: Arc<Mutex<HashMap<Region, RegionTable>>>,
     /// Sequence numbers grow across Regions, so they also order the
-    /// simulation's events.
+    /// simulation's writes: they are the items' last-writer-wins
+    /// timestamps (the wall clock barely moves during a simulation, and
+    /// DynamoDB stamps a write with the time it was made).
     sequence: Arc<Mutex<u64>>,
 }
 
@@ -90,10 +93,9 @@ impl MemStore {
             (Some(_), Some(_)) => "MODIFY",
             (Some(_), None) => "REMOVE",
         };
-        let mut sequence = self.sequence.lock().unwrap_or_else(|e| e.into_inner());
-        *sequence += 1;
+        let sequence = self.next_sequence();
         table.stream.push(MemRecord {
-            sequence: *sequence,
+            sequence,
             event_name,
             key,
             old_image,
@@ -101,12 +103,55 @@ impl MemStore {
         });
     }
 
+    fn next_sequence(&self) -> u64 {
+        let mut sequence = self.sequence.lock().unwrap_or_else(|e| e.into_inner());
+        *sequence += 1;
+        *sequence
+    }
+
+    /// The last-writer-wins timestamp of the item in `region`.
+    pub fn timestamp(&self, region: &Region, key: &Item) -> Option<u64> {
+        let text = self.key_text(key).ok()?;
+        self.lock()
+            .get(region)
+            .and_then(|t| t.items.get(&text).map(|(_, time)| *time))
+    }
+
+    /// [`Store::put`] of a replicated copy: the item keeps the timestamp of
+    /// the write it copies (`None`: a new write, timestamped now).
+    ///
+    /// # Errors
+    /// As [`Store::put`].
+    pub fn put_at(
+        &self,
+        region: &Region,
+        item: &Item,
+        condition: &PutCondition,
+        time: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let text = self.key_text(item)?;
+        let time = time.unwrap_or_else(|| self.next_sequence());
+        let mut regions = self.lock();
+        let table = regions.entry(region.clone()).or_default();
+        let current = table.items.get(&text).map(|(i, _)| i);
+        if !self.holds(condition, current) {
+            return Err(StoreError::ConditionFailed);
+        }
+        let old = table
+            .items
+            .insert(text, (item.clone(), time))
+            .map(|(i, _)| i);
+        let key = self.key_of(item);
+        self.record(table, key, old, Some(item.clone()));
+        Ok(())
+    }
+
     /// Removes the item (a hard delete, as replication of one does).
     pub fn delete(&self, region: &Region, key: &Item) {
         let Ok(text) = self.key_text(key) else { return };
         let mut regions = self.lock();
         let table = regions.entry(region.clone()).or_default();
-        if let Some(old) = table.items.remove(&text) {
+        if let Some((old, _)) = table.items.remove(&text) {
             let key = self.key_of(&old);
             self.record(table, key, Some(old), None);
         }
@@ -124,7 +169,12 @@ impl MemStore {
     pub fn items(&self, region: &Region) -> BTreeMap<String, Item> {
         self.lock()
             .get(region)
-            .map(|t| t.items.clone())
+            .map(|t| {
+                t.items
+                    .iter()
+                    .map(|(k, (i, _))| (k.clone(), i.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -152,7 +202,7 @@ impl Store for MemStore {
         Ok(self
             .lock()
             .get(region)
-            .and_then(|t| t.items.get(&text).cloned()))
+            .and_then(|t| t.items.get(&text).map(|(i, _)| i.clone())))
     }
 
     async fn put(
@@ -161,17 +211,7 @@ impl Store for MemStore {
         item: &Item,
         condition: &PutCondition,
     ) -> Result<(), StoreError> {
-        let text = self.key_text(item)?;
-        let mut regions = self.lock();
-        let table = regions.entry(region.clone()).or_default();
-        let current = table.items.get(&text);
-        if !self.holds(condition, current) {
-            return Err(StoreError::ConditionFailed);
-        }
-        let old = table.items.insert(text, item.clone());
-        let key = self.key_of(item);
-        self.record(table, key, old, Some(item.clone()));
-        Ok(())
+        self.put_at(region, item, condition, None)
     }
 }
 

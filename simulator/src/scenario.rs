@@ -1,1 +1,518 @@
-//! Scenarios.
+//! Scenarios: a JSON file naming the Regions, the table's keys, the home
+//! strategy, the merge rules, the links and the event source mapping, and a
+//! timeline of writes, waits, partitions, heals and settles. Running one
+//! gives each Region's final items, with resolvers on (Homeward) or off
+//! (plain last-writer-wins), and a readable timeline.
+//!
+//! Values are plain JSON: a string is `S`, a number `N`, a boolean `BOOL`,
+//! `null` `NULL`, an array of strings `SS`, an array of numbers `NS`, an
+//! object `M`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use aws_sdk_dynamodb::types::ScalarAttributeType;
+use homeward::{Region, Registry, Writer};
+use serde::Deserialize;
+use serde_dynamo::{AttributeValue, Item};
+use serde_json::Value;
+
+use crate::cluster::{show, show_value, Cluster, Latency, SimStore, Spec};
+use crate::MotoServer;
+
+/// A scenario file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub regions: Vec<String>,
+    pub table: TableKeys,
+    /// `HOME_STRATEGY`: `attribute:<name>`, `key-prefix:<key>` or `stamp`.
+    #[serde(default = "default_home")]
+    pub home: String,
+    /// `MERGE_RULES`, e.g. `{"attributes":{"stock":"counter"}}`.
+    #[serde(default)]
+    pub rules: Option<Value>,
+    /// Every link's latency in ticks.
+    #[serde(default)]
+    pub latency: LinkLatency,
+    /// Per-link latencies.
+    #[serde(default)]
+    pub links: Vec<LinkSpec>,
+    #[serde(default)]
+    pub event_source: EventSource,
+    pub timeline: Vec<Step>,
+    /// What every Region must hold at the end, with Homeward on.
+    #[serde(default)]
+    pub expect: Vec<Expect>,
+}
+
+fn default_home() -> String {
+    "attribute:home_region".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableKeys {
+    /// `[name, "S" | "N" | "B"]`.
+    pub partition_key: (String, String),
+    #[serde(default)]
+    pub sort_key: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkLatency {
+    #[serde(default)]
+    pub delay: u64,
+    #[serde(default)]
+    pub jitter: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    pub from: String,
+    pub to: String,
+    #[serde(default)]
+    pub delay: u64,
+    #[serde(default)]
+    pub jitter: u64,
+}
+
+/// The event source mapping of every Region.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSource {
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Ticks.
+    #[serde(default)]
+    pub batching_window: u64,
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
+    /// Deliver every batch twice.
+    #[serde(default)]
+    pub deliver_twice: bool,
+    /// Probability that a first delivery fails after the resolver ran.
+    #[serde(default)]
+    pub failure_rate: f64,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl Default for EventSource {
+    fn default() -> Self {
+        EventSource {
+            batch_size: default_batch(),
+            batching_window: 0,
+            max_retries: default_retries(),
+            deliver_twice: false,
+            failure_rate: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+fn default_batch() -> usize {
+    100
+}
+
+fn default_retries() -> u32 {
+    3
+}
+
+/// One entry of the timeline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Creates an item in a Region (through the stamped writer).
+    Insert {
+        region: String,
+        item: serde_json::Map<String, Value>,
+    },
+    /// Sets and removes attributes of an item in a Region.
+    Update {
+        region: String,
+        key: serde_json::Map<String, Value>,
+        #[serde(default)]
+        set: serde_json::Map<String, Value>,
+        #[serde(default)]
+        remove: Vec<String>,
+    },
+    /// Adds `by` to a counter attribute.
+    Increment {
+        region: String,
+        key: serde_json::Map<String, Value>,
+        attribute: String,
+        by: i64,
+    },
+    /// A soft delete through the writer.
+    Delete {
+        region: String,
+        key: serde_json::Map<String, Value>,
+    },
+    /// Lets this many ticks pass (replication and delivery go on).
+    Wait(u64),
+    /// Cuts these Regions off from the others, both ways.
+    Partition(Vec<String>),
+    /// Undoes a partition of these Regions.
+    Heal(Vec<String>),
+    Pause {
+        from: String,
+        to: String,
+    },
+    Resume {
+        from: String,
+        to: String,
+    },
+    /// The link's queued copies arrive in reverse order.
+    Reorder {
+        from: String,
+        to: String,
+    },
+    /// Heals every link and runs until nothing moves.
+    Settle,
+}
+
+/// Values an item must show in every Region.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    pub key: serde_json::Map<String, Value>,
+    pub values: serde_json::Map<String, Value>,
+}
+
+/// Why a scenario could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a scenario: {source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("scenario `{0}`: {1}")]
+    Invalid(String, String),
+    #[error("scenario `{scenario}`, step {step}: {message}")]
+    Step {
+        scenario: String,
+        step: usize,
+        message: String,
+    },
+    #[error(transparent)]
+    NotSettled(#[from] Box<crate::cluster::NotSettled>),
+}
+
+/// Where a scenario runs.
+#[derive(Clone, Copy)]
+pub enum Backend<'a> {
+    Memory,
+    Moto(&'a MotoServer),
+}
+
+/// What a run left behind.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub resolvers: bool,
+    pub timeline: Vec<String>,
+    /// Region -> key text -> item.
+    pub finals: BTreeMap<String, BTreeMap<String, Item>>,
+    pub journal_entries: usize,
+    pub stats: crate::cluster::Stats,
+    /// Failed expectations, per Region.
+    pub misses: Vec<String>,
+}
+
+impl Outcome {
+    /// Whether every Region holds the same items.
+    pub fn converged(&self) -> bool {
+        let mut all = self.finals.values();
+        let first = all.next();
+        all.all(|f| Some(f) == first)
+    }
+}
+
+impl Scenario {
+    /// Loads a scenario file.
+    ///
+    /// # Errors
+    /// [`ScenarioError`] naming the file.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| ScenarioError::Parse {
+            path: shown,
+            source,
+        })
+    }
+
+    fn invalid(&self, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::Invalid(self.name.clone(), message.into())
+    }
+
+    /// The cluster spec this scenario asks for.
+    ///
+    /// # Errors
+    /// An unknown key type or Region.
+    pub fn spec(&self, resolvers: bool, registry: &Registry) -> Result<Spec, ScenarioError> {
+        let key_type = |(name, ty): &(String, String)| {
+            let ty = match ty.as_str() {
+                "S" => ScalarAttributeType::S,
+                "N" => ScalarAttributeType::N,
+                "B" => ScalarAttributeType::B,
+                other => return Err(self.invalid(format!("key type `{other}` is not S, N or B"))),
+            };
+            Ok((leak(name), ty))
+        };
+        for r in &self.regions {
+            Region::parse(r).map_err(|e| self.invalid(e.to_string()))?;
+        }
+        if self.regions.len() < 2 {
+            return Err(self.invalid("a global table needs two Regions or more"));
+        }
+        let regions: Vec<&'static str> = self.regions.iter().map(|r| leak(r)).collect();
+        let mut spec = Spec::new(&regions).env("HOME_STRATEGY", &self.home);
+        if let Some(rules) = &self.rules {
+            spec = spec.env("MERGE_RULES", &rules.to_string());
+        }
+        spec.partition_key = key_type(&self.table.partition_key)?;
+        spec.sort_key = self.table.sort_key.as_ref().map(key_type).transpose()?;
+        spec.registry = registry.clone();
+        spec.resolvers = resolvers;
+        spec.batch_size = self.event_source.batch_size.max(1);
+        spec.batching_window = self.event_source.batching_window;
+        spec.max_retries = self.event_source.max_retries;
+        spec.deliver_twice = self.event_source.deliver_twice;
+        spec.failure_rate = self.event_source.failure_rate;
+        spec.seed = self.event_source.seed;
+        spec.latency = Latency {
+            delay: self.latency.delay,
+            jitter: self.latency.jitter,
+        };
+        for l in &self.links {
+            spec.latencies.insert(
+                (l.from.clone(), l.to.clone()),
+                Latency {
+                    delay: l.delay,
+                    jitter: l.jitter,
+                },
+            );
+        }
+        spec.trace = true;
+        Ok(spec)
+    }
+
+    /// Plays the timeline, settles, and reads every Region.
+    ///
+    /// # Errors
+    /// A step that fails (a write the writer refuses) or a cluster that
+    /// does not settle.
+    pub async fn run(
+        &self,
+        backend: Backend<'_>,
+        resolvers: bool,
+        registry: &Registry,
+    ) -> Result<Outcome, ScenarioError> {
+        let spec = self.spec(resolvers, registry)?;
+        let mut c = match backend {
+            Backend::Memory => Cluster::memory(spec),
+            Backend::Moto(server) => Cluster::start(server, &self.name, spec).await,
+        };
+        let w = c.writer();
+        for (i, step) in self.timeline.iter().enumerate() {
+            self.play(&mut c, &w, step)
+                .await
+                .map_err(|message| ScenarioError::Step {
+                    scenario: self.name.clone(),
+                    step: i + 1,
+                    message,
+                })?;
+        }
+        c.heal_all();
+        c.try_settle().await.map_err(Box::new)?;
+        let mut finals = BTreeMap::new();
+        let mut journal_entries = 0;
+        for r in &self.regions {
+            finals.insert(r.clone(), c.items(r).await);
+            journal_entries += c.journal(r).await.len();
+        }
+        let mut misses = Vec::new();
+        for e in &self.expect {
+            let key = to_item(&e.key);
+            let text = resolver::journal::key_text(&key);
+            for (r, items) in &finals {
+                let got = items.get(&text);
+                for (name, want) in &e.values {
+                    let want = to_value(want);
+                    let have = got.and_then(|i| i.get(name));
+                    if have != Some(&want) {
+                        misses.push(format!(
+                            "{r}: {text} {name} = {} (expected {})",
+                            have.map_or("absent".into(), show_value),
+                            show_value(&want)
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(Outcome {
+            resolvers,
+            timeline: c.take_timeline(),
+            finals,
+            journal_entries,
+            stats: c.stats.clone(),
+            misses,
+        })
+    }
+
+    async fn play(&self, c: &mut Cluster, w: &Writer<SimStore>, step: &Step) -> Result<(), String> {
+        let region = |r: &str| Region::parse(r).map_err(|e| e.to_string());
+        match step {
+            Step::Insert { region: r, item } => {
+                let item = to_item(item);
+                let shown = show(&item, &c.schema);
+                let key = key_text(c, &item);
+                w.insert(&region(r)?, item)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                c.note(|| format!("write   {r}: insert {key} {shown}"));
+            }
+            Step::Update {
+                region: r,
+                key,
+                set,
+                remove,
+            } => {
+                let key = to_item(key);
+                let set: Vec<(String, AttributeValue)> =
+                    set.iter().map(|(k, v)| (k.clone(), to_value(v))).collect();
+                w.update(&region(r)?, &key, |d| {
+                    for (name, value) in &set {
+                        d.set(name, value.clone());
+                    }
+                    for name in remove {
+                        d.remove(name);
+                    }
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                let mut what: Vec<String> = set
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", show_value(v)))
+                    .collect();
+                what.extend(remove.iter().map(|n| format!("remove {n}")));
+                let text = resolver::journal::key_text(&key);
+                c.note(|| format!("write   {r}: update {text} {}", what.join(", ")));
+            }
+            Step::Increment {
+                region: r,
+                key,
+                attribute,
+                by,
+            } => {
+                let key = to_item(key);
+                w.increment(&region(r)?, &key, attribute, *by)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let text = resolver::journal::key_text(&key);
+                c.note(|| format!("write   {r}: {text} {attribute} {by:+}"));
+            }
+            Step::Delete { region: r, key } => {
+                let key = to_item(key);
+                w.delete(&region(r)?, &key)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let text = resolver::journal::key_text(&key);
+                c.note(|| format!("write   {r}: delete {text} (soft)"));
+            }
+            Step::Wait(ticks) => {
+                for _ in 0..*ticks {
+                    c.step().await;
+                }
+            }
+            Step::Partition(group) => {
+                let group: Vec<&str> = group.iter().map(String::as_str).collect();
+                c.partition(&group);
+                c.note(|| format!("network partition: {} cut off", group.join(", ")));
+            }
+            Step::Heal(group) => {
+                let group: Vec<&str> = group.iter().map(String::as_str).collect();
+                c.heal(&group);
+                c.note(|| format!("network healed: {}", group.join(", ")));
+            }
+            Step::Pause { from, to } => {
+                c.pause(from, to);
+                c.note(|| format!("network link {from} -> {to} paused"));
+            }
+            Step::Resume { from, to } => {
+                c.resume(from, to);
+                c.note(|| format!("network link {from} -> {to} resumed"));
+            }
+            Step::Reorder { from, to } => {
+                c.reorder(from, to);
+                c.note(|| format!("network link {from} -> {to} reordered"));
+            }
+            Step::Settle => {
+                c.heal_all();
+                c.try_settle().await.map_err(|e| e.to_string())?;
+                c.note(|| "settled".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn key_text(c: &Cluster, item: &Item) -> String {
+    let mut key = item.clone();
+    key.retain(|k, _| c.schema.key_attributes().any(|n| n == k));
+    resolver::journal::key_text(&key)
+}
+
+/// Scenario strings become `&'static str` for [`Spec`]: a handful per run.
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_owned().into_boxed_str())
+}
+
+/// A JSON object as a DynamoDB item.
+pub fn to_item(map: &serde_json::Map<String, Value>) -> Item {
+    Item::from(
+        map.iter()
+            .map(|(k, v)| (k.clone(), to_value(v)))
+            .collect::<HashMap<_, _>>(),
+    )
+}
+
+/// A JSON value as a DynamoDB value (see the module docs).
+pub fn to_value(v: &Value) -> AttributeValue {
+    match v {
+        Value::String(s) => AttributeValue::S(s.clone()),
+        Value::Number(n) => AttributeValue::N(n.to_string()),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Null => AttributeValue::Null(true),
+        Value::Array(a) if a.iter().all(Value::is_number) && !a.is_empty() => {
+            AttributeValue::Ns(a.iter().map(|n| n.to_string()).collect())
+        }
+        Value::Array(a) => AttributeValue::Ss(
+            a.iter()
+                .map(|s| s.as_str().map_or_else(|| s.to_string(), str::to_owned))
+                .collect(),
+        ),
+        Value::Object(m) => AttributeValue::M(
+            m.iter()
+                .map(|(k, v)| (k.clone(), to_value(v)))
+                .collect::<HashMap<_, _>>(),
+        ),
+    }
+}
