@@ -128,6 +128,9 @@ pub struct Report {
     pub resolver_writes: usize,
     pub injected_failures: usize,
     pub duplicate_deliveries: usize,
+    /// Histories where one Region made two writes to an item that do not
+    /// know each other (the fork hazard of the conflict model).
+    pub histories_with_forks: usize,
     pub failures: Vec<Failure>,
 }
 
@@ -253,6 +256,7 @@ pub async fn check(
         report.resolver_writes += run.stats.resolver_writes;
         report.injected_failures += run.stats.injected_failures;
         report.duplicate_deliveries += run.stats.duplicate_deliveries;
+        report.histories_with_forks += usize::from(run.forked);
         if run.violations.is_empty() {
             continue;
         }
@@ -280,6 +284,7 @@ pub async fn check(
 }
 
 struct Run {
+    forked: bool,
     writes: usize,
     stats: crate::cluster::Stats,
     history: Vec<String>,
@@ -444,6 +449,7 @@ async fn run_history(
     if let Err(e) = settled {
         violations.push(format!("resolver loop: {e}"));
         return Run {
+            forked: forked(&edits),
             writes,
             stats: c.stats.clone(),
             history,
@@ -487,11 +493,27 @@ async fn run_history(
         ));
     }
     Run {
+        forked: forked(&edits),
         writes,
         stats: c.stats.clone(),
         history,
         violations,
     }
+}
+
+/// Whether one Region wrote an item twice without the second write knowing
+/// the first (its chain forked: a concurrent version replaced the first
+/// before it was merged back).
+fn forked(edits: &[Edit]) -> bool {
+    edits.iter().any(|a| {
+        edits.iter().any(|b| {
+            a.item == b.item
+                && a.dot.region == b.dot.region
+                && a.dot != b.dot
+                && !a.version.knows(&b.dot)
+                && !b.version.knows(&a.dot)
+        })
+    })
 }
 
 async fn final_items(c: &Cluster, names: &[&str]) -> Vec<BTreeMap<String, Item>> {

@@ -263,11 +263,13 @@ async fn check(args: &Args) -> Result<bool, String> {
         .await
         .map_err(|e| e.to_string())?;
     println!(
-        "{} histories, {} writes, {} resolver writes, {} injected batch failures, {} violations in {:.1?}",
+        "{} histories ({} with forked chains), {} writes, {} resolver writes, {} injected batch failures, {} duplicate deliveries, {} violations in {:.1?}",
         report.histories,
+        report.histories_with_forks,
         report.writes,
         report.resolver_writes,
         report.injected_failures,
+        report.duplicate_deliveries,
         report.failures.len(),
         started.elapsed()
     );

@@ -58,14 +58,16 @@ async fn checker_finds_no_violation_in_200_memory_histories() {
         .await
         .unwrap();
     eprintln!(
-        "memory: {} histories, {} writes, {} injected failures in {:?}",
+        "memory: {} histories ({} forked), {} writes, {} injected failures in {:?}",
         report.histories,
+        report.histories_with_forks,
         report.writes,
         report.injected_failures,
         started.elapsed()
     );
     assert_eq!(report.histories, 200);
     assert!(report.injected_failures > 0 && report.duplicate_deliveries > 0);
+    assert!(report.histories_with_forks > 0, "no history forked a chain");
     let shown: Vec<String> = report.failures.iter().map(ToString::to_string).collect();
     assert!(report.failures.is_empty(), "{}", shown.join("\n"));
 }
