@@ -20,6 +20,8 @@
 //! - rules: the value shown among concurrent edits is what the attribute's
 //!   rule decides (`lww`: the latest by time, Region, dot; `union`: every
 //!   element) and a single edit shows its own value;
+//! - journaled: every attribute a rule chose among concurrent edits is
+//!   explained by a journal entry of its item;
 //! - counters exact: the total is the sum of every increment;
 //! - no loop: the cluster settles within a bound, and delivering every
 //!   record again (cut into other batches) writes nothing and journals
@@ -131,6 +133,10 @@ pub struct Report {
     /// Histories where one Region made two writes to an item that do not
     /// know each other (the fork hazard of the conflict model).
     pub histories_with_forks: usize,
+    /// Attributes whose final value a rule chose among concurrent edits,
+    /// and how many of them some journal entry explains.
+    pub rule_decisions: usize,
+    pub rule_decisions_journaled: usize,
     pub failures: Vec<Failure>,
 }
 
@@ -257,6 +263,8 @@ pub async fn check(
         report.injected_failures += run.stats.injected_failures;
         report.duplicate_deliveries += run.stats.duplicate_deliveries;
         report.histories_with_forks += usize::from(run.forked);
+        report.rule_decisions += run.rule_decisions.0;
+        report.rule_decisions_journaled += run.rule_decisions.1;
         if run.violations.is_empty() {
             continue;
         }
@@ -285,6 +293,7 @@ pub async fn check(
 
 struct Run {
     forked: bool,
+    rule_decisions: (usize, usize),
     writes: usize,
     stats: crate::cluster::Stats,
     history: Vec<String>,
@@ -450,6 +459,7 @@ async fn run_history(
         violations.push(format!("resolver loop: {e}"));
         return Run {
             forked: forked(&edits),
+            rule_decisions: (0, 0),
             writes,
             stats: c.stats.clone(),
             history,
@@ -492,13 +502,63 @@ async fn run_history(
             c.stats.set_aside
         ));
     }
+    let (rule_decisions, unexplained) = journaled_decisions(&c, &names, &finals[0]).await;
+    for (item, attribute) in &unexplained {
+        violations.push(format!(
+            "{item}.{attribute}: a rule chose among concurrent edits, and no journal entry explains it"
+        ));
+    }
     Run {
         forked: forked(&edits),
+        rule_decisions,
         writes,
         stats: c.stats.clone(),
         history,
         violations,
     }
+}
+
+/// (attributes a rule decided among concurrent edits, how many of them a
+/// journal entry of their item explains), and the ones none explains.
+async fn journaled_decisions(
+    c: &Cluster,
+    names: &[&str],
+    finals: &BTreeMap<String, Item>,
+) -> ((usize, usize), Vec<(String, String)>) {
+    let mut explained: BTreeSet<(String, String)> = BTreeSet::new();
+    for r in names {
+        for entry in c.journal(r).await {
+            let Some(AttributeValue::S(pk)) = entry.get("pk") else {
+                continue;
+            };
+            let item = pk.rsplit_once('#').map_or(pk.as_str(), |(_, k)| k);
+            if let Some(AttributeValue::L(list)) = entry.get("explanation") {
+                for e in list {
+                    if let AttributeValue::M(m) = e {
+                        if let Some(AttributeValue::S(a)) = m.get("attribute") {
+                            explained.insert((item.to_owned(), a.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut decided = 0;
+    let mut unexplained = Vec::new();
+    for (text, raw) in finals {
+        let Ok(v) = c.schema.decode(raw) else {
+            continue;
+        };
+        for (name, register) in &v.attrs {
+            if matches!(register, Register::Many { .. }) {
+                decided += 1;
+                if !explained.contains(&(text.clone(), name.clone())) {
+                    unexplained.push((text.clone(), name.clone()));
+                }
+            }
+        }
+    }
+    ((decided, decided - unexplained.len()), unexplained)
 }
 
 /// Whether one Region wrote an item twice without the second write knowing

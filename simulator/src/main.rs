@@ -273,6 +273,10 @@ async fn check(args: &Args) -> Result<bool, String> {
         report.failures.len(),
         started.elapsed()
     );
+    println!(
+        "{} attribute values chosen by a rule among concurrent edits, {} of them explained by a journal entry",
+        report.rule_decisions, report.rule_decisions_journaled
+    );
     for f in &report.failures {
         println!("\n{f}");
     }
