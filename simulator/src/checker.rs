@@ -73,6 +73,8 @@ pub struct CheckConfig {
     pub rules: String,
     /// Shorten failing histories to the smallest failing prefix.
     pub minimize: bool,
+    /// FilterCriteria of every Region's event source mapping.
+    pub filters: crate::filter::Filters,
 }
 
 impl Default for CheckConfig {
@@ -85,6 +87,7 @@ impl Default for CheckConfig {
             items: 3,
             rules: RULES.into(),
             minimize: true,
+            filters: crate::filter::Filters::default(),
         }
     }
 }
@@ -321,6 +324,7 @@ async fn run_history(
     spec.failure_rate = 0.25;
     spec.duplicate_rate = 0.1;
     spec.max_retries = 10;
+    spec.filters = config.filters.clone();
     for (i, from) in names.iter().enumerate() {
         for (j, to) in names.iter().enumerate() {
             spec.latencies.insert(

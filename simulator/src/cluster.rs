@@ -63,6 +63,9 @@ pub struct Spec {
     pub batch_size: usize,
     /// Ticks a partial batch waits for more records (MaximumBatchingWindow).
     pub batching_window: u64,
+    /// FilterCriteria: records that match no pattern never reach the
+    /// resolver.
+    pub filters: crate::filter::Filters,
     /// Deliver every batch twice (at-least-once delivery, G5).
     pub deliver_twice: bool,
     /// Probability that a batch is delivered twice.
@@ -92,6 +95,7 @@ impl Spec {
             resolvers: true,
             batch_size: 100,
             batching_window: 0,
+            filters: crate::filter::Filters::default(),
             deliver_twice: false,
             duplicate_rate: 0.0,
             failure_rate: 0.0,
@@ -198,6 +202,8 @@ pub struct Stats {
     pub injected_failures: usize,
     /// Batches delivered twice on purpose.
     pub duplicate_deliveries: usize,
+    /// Records dropped by the FilterCriteria.
+    pub filtered_out: usize,
     /// Records given up on after `max_retries` (the on-failure queue).
     pub set_aside: Vec<String>,
     pub classes: BTreeMap<&'static str, usize>,
@@ -617,6 +623,10 @@ impl Cluster {
             for record in records {
                 read += 1;
                 self.route(&r, &record);
+                if !self.spec.filters.pass(&record.lambda) {
+                    self.stats.filtered_out += 1;
+                    continue;
+                }
                 self.history
                     .entry(r.clone())
                     .or_default()

@@ -6,6 +6,7 @@
 
 pub mod checker;
 pub mod cluster;
+pub mod filter;
 pub mod memory;
 pub mod moto;
 pub mod scenario;

@@ -101,6 +101,10 @@ pub struct EventSource {
     pub failure_rate: f64,
     #[serde(default)]
     pub seed: u64,
+    /// FilterCriteria patterns: objects, or the JSON strings Lambda's
+    /// `Pattern` holds.
+    #[serde(default)]
+    pub filters: Vec<Value>,
 }
 
 impl Default for EventSource {
@@ -112,6 +116,7 @@ impl Default for EventSource {
             deliver_twice: false,
             failure_rate: 0.0,
             seed: 0,
+            filters: Vec::new(),
         }
     }
 }
@@ -297,6 +302,16 @@ impl Scenario {
         spec.deliver_twice = self.event_source.deliver_twice;
         spec.failure_rate = self.event_source.failure_rate;
         spec.seed = self.event_source.seed;
+        let mut patterns = Vec::new();
+        for f in &self.event_source.filters {
+            patterns.push(match f {
+                Value::String(text) => serde_json::from_str(text)
+                    .map_err(|e| self.invalid(format!("filter pattern {text}: {e}")))?,
+                other => other.clone(),
+            });
+        }
+        spec.filters =
+            crate::filter::Filters::new(patterns).map_err(|e| self.invalid(e.to_string()))?;
         spec.latency = Latency {
             delay: self.latency.delay,
             jitter: self.latency.jitter,

@@ -162,3 +162,36 @@ async fn checker_catches_a_merge_rule_that_drops_a_side() {
     }
     panic!("seed {} never failed again in 10 replays", failure.seed);
 }
+
+/// FilterCriteria that look like a saving (skip the resolvers' own writes
+/// as they replicate) but hide clobbers: a resolver write that replaces a
+/// local version is exactly what the clobber check needs to see. The
+/// checker says so.
+#[tokio::test]
+async fn checker_catches_a_filter_that_hides_resolver_writes() {
+    use homeward_sim::filter::Filters;
+    let skip_resolver = serde_json::json!({
+        "dynamodb": {"NewImage": {"_hw": {"M": {"by": {"S": [{"anything-but": ["resolver"]}]}}}}}
+    });
+    let config = CheckConfig {
+        histories: 100,
+        seed: 4_242,
+        minimize: false,
+        filters: Filters::new(vec![skip_resolver]).unwrap(),
+        ..CheckConfig::default()
+    };
+    let report = check(&config, Backend::Memory, &Registry::new())
+        .await
+        .unwrap();
+    assert!(
+        !report.failures.is_empty(),
+        "hiding resolver writes went unnoticed in {} histories",
+        report.histories
+    );
+    eprintln!(
+        "{} of {} histories fail; first: {:?}",
+        report.failures.len(),
+        report.histories,
+        report.failures[0].violations
+    );
+}
