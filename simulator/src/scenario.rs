@@ -372,7 +372,7 @@ impl Scenario {
                 for (name, want) in &e.values {
                     let want = to_value(want);
                     let have = got.and_then(|i| i.get(name));
-                    if have != Some(&want) {
+                    if !same(have, &want) {
                         misses.push(format!(
                             "{r}: {text} {name} = {} (expected {})",
                             have.map_or("absent".into(), show_value),
@@ -486,6 +486,18 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+}
+
+/// Sets compare as sets.
+fn same(have: Option<&AttributeValue>, want: &AttributeValue) -> bool {
+    use std::collections::BTreeSet;
+    match (have, want) {
+        (Some(AttributeValue::Ss(a)), AttributeValue::Ss(b))
+        | (Some(AttributeValue::Ns(a)), AttributeValue::Ns(b)) => {
+            a.iter().collect::<BTreeSet<_>>() == b.iter().collect::<BTreeSet<_>>()
+        }
+        _ => have == Some(want),
     }
 }
 

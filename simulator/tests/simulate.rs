@@ -12,7 +12,9 @@ use homeward_sim::scenario::{Backend, Scenario};
 use homeward_sim::{workspace_root, MotoServer};
 use serde_dynamo::AttributeValue;
 
-const SEEDS: [&str; 3] = ["movies", "foo-bar", "inventory"];
+/// The demo's three seeds, and a partition with FilterCriteria, a batching
+/// window and failed deliveries.
+const SEEDS: [&str; 4] = ["movies", "foo-bar", "inventory", "partition"];
 
 fn scenario(name: &str) -> Scenario {
     Scenario::load(&workspace_root().join(format!("scenarios/{name}.json"))).unwrap()
