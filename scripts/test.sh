@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 # moto serves DynamoDB and DynamoDB Streams locally for the integration tests.
 MOTO_VERSION=5.2.5
-STEPS=(venv fmt clippy test local_invoke)
+STEPS=(venv fmt clippy test local_invoke template)
 
 header() {
     printf '\n==> %s\n' "$*"
@@ -43,6 +43,11 @@ step_test() {
 step_local_invoke() {
     header "resolver under cargo lambda watch, invoked with events/foreign-write.json against moto"
     bash scripts/local-invoke.sh
+}
+
+step_template() {
+    header "template.yaml: cfn-lint, SAM translation + cfn-lint, checkov, filters, broken copies, sam build"
+    bash deploy/validate.sh
 }
 
 main() {
