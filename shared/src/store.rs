@@ -20,6 +20,26 @@ pub enum PutCondition {
     DotIs(String),
 }
 
+impl PutCondition {
+    /// Whether the condition holds for the `current` item, as DynamoDB
+    /// evaluates the expressions [`crate::dynamo::DynamoStore`] sends. For
+    /// in-memory stores (the simulator, benchmarks).
+    pub fn holds(&self, current: Option<&Item>, stamp_attribute: &str) -> bool {
+        use serde_dynamo::AttributeValue;
+        match (self, current) {
+            (PutCondition::NotExists, current) => current.is_none(),
+            (_, None) => false,
+            (PutCondition::Unstamped, Some(item)) => !item.contains_key(stamp_attribute),
+            (PutCondition::DotIs(dot), Some(item)) => match item.get(stamp_attribute) {
+                Some(AttributeValue::M(m)) => {
+                    matches!(m.get("dot"), Some(AttributeValue::S(d)) if d == dot)
+                }
+                _ => false,
+            },
+        }
+    }
+}
+
 /// A failed store call.
 #[derive(Debug, Error)]
 pub enum StoreError {

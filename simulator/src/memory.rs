@@ -178,21 +178,8 @@ impl MemStore {
             .unwrap_or_default()
     }
 
-    /// Whether `condition` holds for `current` (as DynamoDB evaluates the
-    /// expressions [`homeward::dynamo::DynamoStore`] sends).
     fn holds(&self, condition: &PutCondition, current: Option<&Item>) -> bool {
-        let stamp = &self.schema.stamp_attribute;
-        match (condition, current) {
-            (PutCondition::NotExists, current) => current.is_none(),
-            (_, None) => false,
-            (PutCondition::Unstamped, Some(item)) => !item.contains_key(stamp),
-            (PutCondition::DotIs(dot), Some(item)) => match item.get(stamp) {
-                Some(AttributeValue::M(m)) => {
-                    matches!(m.get("dot"), Some(AttributeValue::S(d)) if d == dot)
-                }
-                _ => false,
-            },
-        }
+        condition.holds(current, &self.schema.stamp_attribute)
     }
 }
 

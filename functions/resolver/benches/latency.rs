@@ -57,19 +57,7 @@ impl Store for SlowStore {
         let id = (region.clone(), self.id(&key));
         let mut items = self.items.lock().unwrap();
         let current = items.get(&id);
-        let holds = match condition {
-            PutCondition::NotExists => current.is_none(),
-            PutCondition::Unstamped => {
-                current.is_some_and(|c| !c.contains_key(&self.schema.stamp_attribute))
-            }
-            PutCondition::DotIs(dot) => current
-                .and_then(|c| {
-                    homeward::classify::peek(c, &self.schema.stamp_attribute)
-                        .ok()
-                        .flatten()
-                })
-                .is_some_and(|h| &h.dot.encode() == dot),
-        };
+        let holds = condition.holds(current, &self.schema.stamp_attribute);
         if !holds {
             return Err(StoreError::ConditionFailed);
         }
