@@ -202,7 +202,12 @@ pub fn classify(
             });
         }
     }
-    let home = || homes.home_of(new).map_err(ClassifyError::Home);
+    let home = || {
+        homes
+            .home_of(new)
+            .map(|h| h.map(|h| h.region))
+            .map_err(ClassifyError::Home)
+    };
     if let (Some(o), Some(_)) = (&o, old) {
         if &o.origin == local
             && &n.origin != local
@@ -430,13 +435,13 @@ mod tests {
     fn seed_src_region_and_key_prefix_homes() {
         let mut item = Item::from(std::collections::HashMap::<String, AttributeValue>::new());
         item.insert("src_region".into(), AttributeValue::S("us-west-1".into()));
-        let s = HomeStrategy::parse("attribute:src_region", "_hw").unwrap();
-        assert_eq!(s.home_of(&item), Ok(Some(r("us-west-1"))));
+        let s = HomeStrategy::parse("attribute:src_region", "_hw", "Movies").unwrap();
+        assert_eq!(s.home_of(&item).unwrap().unwrap().region, r("us-west-1"));
         item.insert("pk".into(), AttributeValue::S("eu-west-1#user-42".into()));
-        let p = HomeStrategy::parse("key-prefix:pk", "_hw").unwrap();
-        assert_eq!(p.home_of(&item), Ok(Some(r("eu-west-1"))));
+        let p = HomeStrategy::parse("key-prefix:pk", "_hw", "Movies").unwrap();
+        assert_eq!(p.home_of(&item).unwrap().unwrap().region, r("eu-west-1"));
         assert!(!p.can_rehome());
-        assert!(HomeStrategy::parse("nearest", "_hw")
+        assert!(HomeStrategy::parse("nearest", "_hw", "Movies")
             .unwrap_err()
             .contains("attribute:<name>"));
     }

@@ -14,7 +14,7 @@ use serde_dynamo::Item;
 
 use crate::dot::Region;
 use crate::stamp::Schema;
-use crate::store::{PutCondition, Store, StoreError};
+use crate::store::{Page, PutCondition, Store, StoreError};
 
 /// One table name, reachable in every Region of the global table.
 #[derive(Clone)]
@@ -129,9 +129,13 @@ impl Store for DynamoStore {
             .client(region)
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item.clone().into()))
-            .expression_attribute_names("#pk", &self.schema.partition_key);
+            .set_item(Some(item.clone().into()));
         let request = match condition {
+            PutCondition::Always => request,
+            _ => request.expression_attribute_names("#pk", &self.schema.partition_key),
+        };
+        let request = match condition {
+            PutCondition::Always => request,
             PutCondition::NotExists => request.condition_expression("attribute_not_exists(#pk)"),
             PutCondition::Unstamped => request
                 .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#hw)")
@@ -144,8 +148,39 @@ impl Store for DynamoStore {
                     ":dot",
                     aws_sdk_dynamodb::types::AttributeValue::S(dot.clone()),
                 ),
+            PutCondition::AttributeIs(name, value) => request
+                .condition_expression("attribute_exists(#pk) AND #a = :a")
+                .expression_attribute_names("#a", name)
+                .expression_attribute_values(":a", value.clone().into()),
         };
         request.send().await.map_err(|e| store_error(region, e))?;
         Ok(())
+    }
+
+    async fn scan(
+        &self,
+        region: &Region,
+        start: Option<&Item>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let out = self
+            .client(region)
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start.map(|s| s.clone().into()))
+            .send()
+            .await
+            .map_err(|e| store_error(region, e))?;
+        Ok(Page {
+            items: out
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .map(Item::from)
+                .collect(),
+            next: out.last_evaluated_key.map(Item::from),
+        })
     }
 }

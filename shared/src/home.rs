@@ -1,89 +1,482 @@
-//! Where an item's home Region is recorded (seed 004, "write to your
-//! Region"). This module reads it; moving it is the re-homing work.
+//! Where an item's home Region is, and when it moves (seed 004, "write to
+//! your Region"). Pure: the negotiated strategy's assignment table and the
+//! list of evacuated Regions are read by the shells ([`crate::control`]).
+
+use std::collections::HashMap;
 
 use serde_dynamo::{AttributeValue, Item};
 
 use crate::dot::Region;
+use crate::stamp::decode_home;
+use crate::version::{Home, PendingMove, Version};
 
-/// How to find an item's home Region.
+/// How to find an item's home Region, and the stamp attribute that records
+/// re-homes (their epochs).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HomeStrategy {
-    /// An attribute of the item holds the Region name (the seed's
-    /// `src_region`; default `home_region`).
+pub struct HomeStrategy {
+    pub source: HomeSource,
+    pub stamp_attribute: String,
+}
+
+/// Where the home Region is written down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HomeSource {
+    /// Intrinsic: an attribute of the item holds the Region name (the seed's
+    /// `src_region`; default `home_region`). Once the item has been
+    /// re-homed, the stamp's home (with its epoch) is authoritative and the
+    /// attribute mirrors it.
     Attribute(String),
-    /// A key attribute's value starts with `region#` (`us-east-1#user-42`).
-    /// Immutable: such items are reconciled but never re-homed.
+    /// Intrinsic: a key attribute's value starts with `region#`
+    /// (`us-east-1#user-42`). Such items are reconciled but never re-homed.
     KeyPrefix(String),
-    /// The stamp's own home field (`h`).
-    Stamp(String),
+    /// Only the stamp's home (`h`, `e`) records it.
+    Stamp,
+    /// Negotiated: an assignment table (key -> Region, epoch, lease) decides;
+    /// writers stamp the assignment they used, and the epoch fences stale
+    /// ones.
+    Negotiated,
+    /// Table-oriented: the home is part of the table name (`orders-{region}`):
+    /// every item of this table is homed in `region`. Never re-homed.
+    Table { pattern: String, region: Region },
 }
 
 impl Default for HomeStrategy {
     fn default() -> Self {
-        HomeStrategy::Attribute("home_region".into())
+        HomeStrategy {
+            source: HomeSource::Attribute("home_region".into()),
+            stamp_attribute: crate::stamp::DEFAULT_STAMP_ATTRIBUTE.into(),
+        }
     }
 }
 
 impl HomeStrategy {
-    /// Parses `attribute:<name>`, `key-prefix:<key attribute>` or `stamp`
-    /// (the stamp attribute name is given separately).
+    /// Parses `attribute:<name>`, `key-prefix:<key attribute>`, `stamp`,
+    /// `negotiated` or `table:<pattern with {region}>` (the pattern is
+    /// matched against `table_name`).
     ///
     /// # Errors
-    /// A message naming the accepted forms.
-    pub fn parse(spec: &str, stamp_attribute: &str) -> Result<Self, String> {
-        match spec.split_once(':') {
-            Some(("attribute", name)) if !name.is_empty() => Ok(HomeStrategy::Attribute(name.into())),
-            Some(("key-prefix", name)) if !name.is_empty() => Ok(HomeStrategy::KeyPrefix(name.into())),
-            None if spec == "stamp" => Ok(HomeStrategy::Stamp(stamp_attribute.into())),
-            _ => Err(format!(
-                "home strategy `{spec}` is not one of `attribute:<name>`, `key-prefix:<key attribute>`, `stamp`"
-            )),
-        }
+    /// A message naming the accepted forms, or why the table name does not
+    /// match the pattern.
+    pub fn parse(spec: &str, stamp_attribute: &str, table_name: &str) -> Result<Self, String> {
+        let source = match spec.split_once(':') {
+            Some(("attribute", name)) if !name.is_empty() => HomeSource::Attribute(name.into()),
+            Some(("key-prefix", name)) if !name.is_empty() => HomeSource::KeyPrefix(name.into()),
+            Some(("table", pattern)) => HomeSource::Table {
+                region: region_in_table_name(pattern, table_name)?,
+                pattern: pattern.into(),
+            },
+            None if spec == "stamp" => HomeSource::Stamp,
+            None if spec == "negotiated" => HomeSource::Negotiated,
+            _ => {
+                return Err(format!(
+                    "home strategy `{spec}` is not one of `attribute:<name>`, `key-prefix:<key attribute>`, `stamp`, `negotiated`, `table:<pattern with {{region}}>`"
+                ))
+            }
+        };
+        Ok(HomeStrategy {
+            source,
+            stamp_attribute: stamp_attribute.into(),
+        })
     }
 
-    /// The item's home, `None` when the item does not name one.
+    /// The item's home, `None` when the item does not name one (for
+    /// `negotiated`, when no writer stamped an assignment).
     ///
     /// # Errors
     /// A message when the item names a home that is not a Region.
-    pub fn home_of(&self, item: &Item) -> Result<Option<Region>, String> {
-        let text = match self {
-            HomeStrategy::Attribute(name) => match item.get(name) {
-                None => return Ok(None),
-                Some(AttributeValue::S(s)) => s.as_str(),
-                Some(_) => return Err(format!("home attribute `{name}` is not a string")),
-            },
-            HomeStrategy::KeyPrefix(name) => match item.get(name) {
-                Some(AttributeValue::S(s)) => match s.split_once('#') {
-                    Some((region, _)) => region,
-                    None => return Err(format!("key `{name}` = {s:?} has no `region#` prefix")),
-                },
-                _ => return Err(format!("key attribute `{name}` is missing or not a string")),
-            },
-            HomeStrategy::Stamp(stamp) => match item.get(stamp) {
-                Some(AttributeValue::M(m)) => match m.get("h") {
-                    Some(AttributeValue::S(s)) => s.as_str(),
-                    None => return Ok(None),
-                    Some(_) => return Err("stamp field `h` is not a string".into()),
-                },
-                _ => return Ok(None),
-            },
+    pub fn home_of(&self, item: &Item) -> Result<Option<Home>, String> {
+        let stamped = || -> Result<Option<Home>, String> {
+            match item.get(&self.stamp_attribute) {
+                Some(AttributeValue::M(m)) => decode_home(m).map_err(|e| e.to_string()),
+                _ => Ok(None),
+            }
         };
-        Region::parse(text)
-            .map(Some)
-            .map_err(|e| format!("home {text:?} is not a Region: {e}"))
-    }
-
-    /// The attribute of the item this strategy reads.
-    pub fn attribute(&self) -> &str {
-        match self {
-            HomeStrategy::Attribute(name)
-            | HomeStrategy::KeyPrefix(name)
-            | HomeStrategy::Stamp(name) => name,
+        let region = |text: &str| {
+            Region::parse(text)
+                .map(|r| Some(Home::new(r, 0)))
+                .map_err(|e| format!("home {text:?} is not a Region: {e}"))
+        };
+        match &self.source {
+            HomeSource::Attribute(name) => {
+                if let Some(home) = stamped()? {
+                    return Ok(Some(home));
+                }
+                match item.get(name) {
+                    None => Ok(None),
+                    Some(AttributeValue::S(s)) => region(s),
+                    Some(_) => Err(format!("home attribute `{name}` is not a string")),
+                }
+            }
+            HomeSource::KeyPrefix(name) => match item.get(name) {
+                Some(AttributeValue::S(s)) => match s.split_once('#') {
+                    Some((prefix, _)) => region(prefix),
+                    None => Err(format!("key `{name}` = {s:?} has no `region#` prefix")),
+                },
+                _ => Err(format!("key attribute `{name}` is missing or not a string")),
+            },
+            HomeSource::Stamp | HomeSource::Negotiated => stamped(),
+            HomeSource::Table { region, .. } => Ok(Some(Home::new(region.clone(), 0))),
         }
     }
 
-    /// Whether the home can move (a key prefix cannot).
+    /// [`Self::home_of`] for a decoded version.
+    ///
+    /// # Errors
+    /// As [`Self::home_of`].
+    pub fn home_of_version(&self, version: &Version) -> Result<Option<Home>, String> {
+        match &self.source {
+            HomeSource::Stamp | HomeSource::Negotiated => return Ok(version.home.clone()),
+            HomeSource::Attribute(_) if version.home.is_some() => return Ok(version.home.clone()),
+            _ => {}
+        }
+        let mut item: HashMap<String, AttributeValue> = version.key.clone().into_iter().collect();
+        if let Some(name) = self.mirror() {
+            if let Some(value) = version.values().remove(name) {
+                item.insert(name.to_owned(), value);
+            }
+        }
+        self.home_of(&Item::from(item))
+    }
+
+    /// The item attributes this strategy reads, besides the stamp.
+    pub fn attribute(&self) -> Option<&str> {
+        match &self.source {
+            HomeSource::Attribute(name) | HomeSource::KeyPrefix(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The attribute that mirrors the home for the application, kept in
+    /// step with the stamp's home by every re-home.
+    pub fn mirror(&self) -> Option<&str> {
+        match &self.source {
+            HomeSource::Attribute(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Why this strategy's homes cannot move, if they cannot.
+    pub fn fixed_reason(&self) -> Option<&'static str> {
+        match self.source {
+            HomeSource::KeyPrefix(_) => {
+                Some("the home is part of the item's key (key-prefix strategy); such items are reconciled, never re-homed")
+            }
+            HomeSource::Table { .. } => {
+                Some("the home is part of the table name (table strategy); such items are reconciled, never re-homed")
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the home can move.
     pub fn can_rehome(&self) -> bool {
-        !matches!(self, HomeStrategy::KeyPrefix(_))
+        self.fixed_reason().is_none()
+    }
+}
+
+/// The Region named by `table_name` under `pattern` (`orders-{region}`).
+fn region_in_table_name(pattern: &str, table_name: &str) -> Result<Region, String> {
+    let Some((before, after)) = pattern.split_once("{region}") else {
+        return Err(format!("table pattern `{pattern}` has no `{{region}}`"));
+    };
+    let text = table_name
+        .strip_prefix(before)
+        .and_then(|rest| rest.strip_suffix(after))
+        .ok_or_else(|| format!("table name `{table_name}` does not match pattern `{pattern}`"))?;
+    Region::parse(text).map_err(|e| {
+        format!("table name `{table_name}` under pattern `{pattern}` names `{text}`: {e}")
+    })
+}
+
+/// When a foreign write moves its item's home to the writer's Region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// Never: foreign writes are only reconciled into the home copy (a
+    /// write to an evacuated home then waits for the home to return).
+    Never,
+    /// Only when the home Region is evacuated (failover). The default.
+    Evacuated,
+    /// Every foreign write: the home follows the writer.
+    Always,
+    /// After `writes` foreign writes from the same Region within
+    /// `window_ms` (hysteresis: one stray write does not move an item).
+    After { writes: u32, window_ms: u64 },
+}
+
+impl Trigger {
+    /// Parses `never`, `evacuated`, `always`, `after:<N>` or
+    /// `after:<N>:<window>` (window in `s`, `m`, `h` or `d`; default 1 day).
+    ///
+    /// # Errors
+    /// A message naming the accepted forms.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("`{text}` is not one of never, evacuated, always, after:<N>[:<window like 30m, 1h, 7d>]")
+        };
+        Ok(match text {
+            "never" => Trigger::Never,
+            "evacuated" => Trigger::Evacuated,
+            "always" => Trigger::Always,
+            _ => {
+                let rest = text.strip_prefix("after:").ok_or_else(bad)?;
+                let (n, window) = rest.split_once(':').unwrap_or((rest, "1d"));
+                let writes: u32 = n.parse().ok().filter(|n| *n >= 1).ok_or_else(bad)?;
+                let (digits, unit) = window.split_at(window.len().saturating_sub(1));
+                let amount: u64 = digits.parse().map_err(|_| bad())?;
+                let unit_ms = match unit {
+                    "s" => 1_000,
+                    "m" => 60_000,
+                    "h" => 3_600_000,
+                    "d" => 86_400_000,
+                    _ => return Err(bad()),
+                };
+                Trigger::After {
+                    writes,
+                    window_ms: amount * unit_ms,
+                }
+            }
+        })
+    }
+}
+
+/// What the home copy does about one foreign write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HomeChange {
+    /// The home stays; `home` is the home copy's new home record (with the
+    /// foreign write counted, for `after N`).
+    Stay(Home),
+    /// The item moves to the writer's Region, one epoch on.
+    Move(Home),
+}
+
+/// Decides, at the home copy, what a foreign write from `writer` does to
+/// the item's `current` home. `seen` is the home the write was made
+/// against: a write made before the latest re-home never moves the item
+/// again (the epoch fences it). Pure.
+pub fn decide(
+    trigger: Trigger,
+    current: &Home,
+    seen: Option<&Home>,
+    writer: &Region,
+    evacuated: bool,
+    now_ms: u64,
+) -> HomeChange {
+    let fenced = seen.is_some_and(|s| s.epoch < current.epoch);
+    let moved = Home::new(writer.clone(), current.epoch + 1);
+    if &current.region == writer || fenced {
+        return HomeChange::Stay(current.clone());
+    }
+    match trigger {
+        Trigger::Never => HomeChange::Stay(current.clone()),
+        _ if evacuated => HomeChange::Move(moved),
+        Trigger::Evacuated => HomeChange::Stay(current.clone()),
+        Trigger::Always => HomeChange::Move(moved),
+        Trigger::After { writes, window_ms } => {
+            let count = match &current.pending {
+                Some(p)
+                    if &p.region == writer && now_ms.saturating_sub(p.since_ms) <= window_ms =>
+                {
+                    PendingMove {
+                        count: p.count + 1,
+                        ..p.clone()
+                    }
+                }
+                _ => PendingMove {
+                    count: 1,
+                    region: writer.clone(),
+                    since_ms: now_ms,
+                },
+            };
+            if count.count >= writes {
+                HomeChange::Move(moved)
+            } else {
+                HomeChange::Stay(Home {
+                    pending: Some(count),
+                    ..current.clone()
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(name: &str) -> Region {
+        Region::parse(name).unwrap()
+    }
+
+    fn item(pairs: &[(&str, AttributeValue)]) -> Item {
+        Item::from(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect::<HashMap<_, _>>(),
+        )
+    }
+
+    fn s(text: &str) -> AttributeValue {
+        AttributeValue::S(text.into())
+    }
+
+    #[test]
+    fn each_strategy_finds_the_home() {
+        let movie = item(&[
+            ("year", AttributeValue::N("1975".into())),
+            ("title", s("Jaws")),
+            ("src_region", s("us-west-1")),
+        ]);
+        let seed = HomeStrategy::parse("attribute:src_region", "_hw", "Movies").unwrap();
+        assert_eq!(seed.home_of(&movie), Ok(Some(Home::new(r("us-west-1"), 0))));
+
+        let keyed = item(&[("pk", s("eu-west-1#user-42"))]);
+        let prefix = HomeStrategy::parse("key-prefix:pk", "_hw", "t").unwrap();
+        assert_eq!(
+            prefix.home_of(&keyed),
+            Ok(Some(Home::new(r("eu-west-1"), 0)))
+        );
+        assert!(prefix.fixed_reason().unwrap().contains("never re-homed"));
+
+        let table =
+            HomeStrategy::parse("table:orders-{region}", "_hw", "orders-ap-south-1").unwrap();
+        assert_eq!(
+            table.home_of(&keyed),
+            Ok(Some(Home::new(r("ap-south-1"), 0)))
+        );
+        assert!(!table.can_rehome());
+
+        let stamped = item(&[
+            ("pk", s("user-42")),
+            ("home_region", s("us-east-1")),
+            (
+                "_hw",
+                AttributeValue::M(HashMap::from([
+                    ("h".to_owned(), s("eu-west-1")),
+                    ("e".to_owned(), AttributeValue::N("3".into())),
+                ])),
+            ),
+        ]);
+        // Once re-homed, the stamp's home (with its epoch) decides.
+        let attr = HomeStrategy::default();
+        assert_eq!(
+            attr.home_of(&stamped),
+            Ok(Some(Home::new(r("eu-west-1"), 3)))
+        );
+        let negotiated = HomeStrategy::parse("negotiated", "_hw", "t").unwrap();
+        assert_eq!(
+            negotiated.home_of(&stamped),
+            Ok(Some(Home::new(r("eu-west-1"), 3)))
+        );
+        assert_eq!(negotiated.home_of(&keyed), Ok(None));
+    }
+
+    #[test]
+    fn bad_specs_and_homes_are_named() {
+        let err = HomeStrategy::parse("nearest", "_hw", "t").unwrap_err();
+        assert!(
+            err.contains("nearest") && err.contains("negotiated"),
+            "{err}"
+        );
+        let err = HomeStrategy::parse("table:orders-{region}", "_hw", "Movies").unwrap_err();
+        assert!(err.contains("does not match"), "{err}");
+        let err = HomeStrategy::parse("table:orders", "_hw", "orders").unwrap_err();
+        assert!(err.contains("{region}"), "{err}");
+        let err = HomeStrategy::parse("table:orders-{region}", "_hw", "orders-Mars").unwrap_err();
+        assert!(err.contains("Mars"), "{err}");
+        let bad = item(&[("home_region", s("Mars"))]);
+        assert!(HomeStrategy::default().home_of(&bad).is_err());
+        let bad = item(&[("pk", s("user-42"))]);
+        let prefix = HomeStrategy::parse("key-prefix:pk", "_hw", "t").unwrap();
+        assert!(prefix
+            .home_of(&bad)
+            .unwrap_err()
+            .contains("no `region#` prefix"));
+    }
+
+    #[test]
+    fn triggers_parse() {
+        assert_eq!(Trigger::parse("always"), Ok(Trigger::Always));
+        assert_eq!(
+            Trigger::parse("after:3"),
+            Ok(Trigger::After {
+                writes: 3,
+                window_ms: 86_400_000
+            })
+        );
+        assert_eq!(
+            Trigger::parse("after:2:30m"),
+            Ok(Trigger::After {
+                writes: 2,
+                window_ms: 1_800_000
+            })
+        );
+        for bad in ["after:0", "after:x", "after:3:10y", "sometimes", "after:3:"] {
+            assert!(Trigger::parse(bad).unwrap_err().contains(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn after_n_counts_writes_from_one_region_within_the_window() {
+        let trigger = Trigger::After {
+            writes: 3,
+            window_ms: 1_000,
+        };
+        let (east, west) = (r("us-east-1"), r("eu-west-1"));
+        let mut home = Home::new(east.clone(), 4);
+        for (at, expect_count) in [(0, 1), (10, 2)] {
+            match decide(trigger, &home, Some(&home), &west, false, at) {
+                HomeChange::Stay(h) => {
+                    assert_eq!(h.pending.as_ref().unwrap().count, expect_count);
+                    home = h;
+                }
+                other => panic!("moved too early: {other:?}"),
+            }
+        }
+        // A write from elsewhere starts the count again.
+        let other = decide(trigger, &home, Some(&home), &r("us-west-2"), false, 20);
+        assert!(matches!(&other, HomeChange::Stay(h) if h.pending.as_ref().unwrap().count == 1));
+        // So does a window that ran out.
+        let late = decide(trigger, &home, Some(&home), &west, false, 5_000);
+        assert!(matches!(&late, HomeChange::Stay(h) if h.pending.as_ref().unwrap().count == 1));
+        // The third write in time moves the item, one epoch on.
+        assert_eq!(
+            decide(trigger, &home, Some(&home), &west, false, 30),
+            HomeChange::Move(Home::new(west.clone(), 5))
+        );
+    }
+
+    #[test]
+    fn epochs_fence_and_evacuation_moves() {
+        let (east, west) = (r("us-east-1"), r("eu-west-1"));
+        let current = Home::new(west.clone(), 2);
+        let stale = Home::new(east.clone(), 1);
+        // A write made against epoch 1 never moves an item now at epoch 2.
+        assert_eq!(
+            decide(Trigger::Always, &current, Some(&stale), &east, false, 0),
+            HomeChange::Stay(current.clone())
+        );
+        let home = Home::new(east.clone(), 0);
+        for trigger in [
+            Trigger::Evacuated,
+            Trigger::Always,
+            Trigger::After {
+                writes: 9,
+                window_ms: 1,
+            },
+        ] {
+            assert_eq!(
+                decide(trigger, &home, Some(&home), &west, true, 0),
+                HomeChange::Move(Home::new(west.clone(), 1))
+            );
+        }
+        assert_eq!(
+            decide(Trigger::Never, &home, Some(&home), &west, true, 0),
+            HomeChange::Stay(home.clone())
+        );
+        assert_eq!(
+            decide(Trigger::Evacuated, &home, Some(&home), &west, false, 0),
+            HomeChange::Stay(home.clone())
+        );
     }
 }

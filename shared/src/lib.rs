@@ -6,6 +6,7 @@
 //! [`store::Store`] trait, with [`dynamo::DynamoStore`] its real adapter.
 
 pub mod classify;
+pub mod control;
 pub mod dot;
 pub mod dynamo;
 pub mod edit;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod fixtures;
 pub mod home;
 pub mod merge;
+pub mod routing;
 pub mod rules;
 pub mod size;
 pub mod stamp;
@@ -27,5 +29,5 @@ pub use merge::{Decision, Explanation, Merged, Merger, Side};
 pub use rules::{MergeRule, Registry, Rule, Rules};
 pub use stamp::Schema;
 pub use store::{PutCondition, Store, StoreError};
-pub use version::{Home, Version, WriterKind};
+pub use version::{Home, PendingMove, Version, WriterKind};
 pub use writer::{WriteError, Writer};

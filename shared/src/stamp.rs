@@ -12,6 +12,7 @@
 //! | `s` | M | attribute -> L of M {`at`: S timed dot, `v`: value, absent when the edit removed it}: concurrent edits kept for the rule |
 //! | `c` | M | counter attribute -> M Region -> S `base watermark counter:nonce:delta ...` |
 //! | `h`, `e` | S, N | home Region and home epoch, when the stamp records the home |
+//! | `m` | M | {`r`: S Region, `n`: N count, `t`: N since ms}: foreign writes counted towards a re-home |
 //!
 //! Decoding is strict: a malformed field is a [`StampError`] naming it.
 
@@ -22,7 +23,8 @@ use serde_dynamo::{AttributeValue, Item};
 use crate::dot::{Region, Tick, TimedDot};
 use crate::error::StampError;
 use crate::version::{
-    counter_total, Contribution, Counter, Header, Home, Register, Sibling, Version, WriterKind,
+    counter_total, Contribution, Counter, Header, Home, PendingMove, Register, Sibling, Version,
+    WriterKind,
 };
 
 /// Default name of the stamp attribute.
@@ -161,14 +163,7 @@ impl Schema {
             }
         }
 
-        let home = match (stamp.get("h"), stamp.get("e")) {
-            (None, None) => None,
-            (Some(_), Some(_)) => Some(Home {
-                region: Region::parse(string(stamp, "h")?)?,
-                epoch: number(stamp, "e")?,
-            }),
-            _ => return Err(StampError::field("h", "`h` and `e` come together")),
-        };
+        let home = decode_home(stamp)?;
 
         Ok(Version {
             key,
@@ -193,6 +188,33 @@ impl Schema {
 ///
 /// # Errors
 /// [`StampError`] naming the malformed field.
+/// The home the stamp records, if any (fields `h`, `e`, `m`).
+///
+/// # Errors
+/// A malformed home field.
+pub fn decode_home(stamp: &HashMap<String, AttributeValue>) -> Result<Option<Home>, StampError> {
+    let (region, epoch) = match (stamp.get("h"), stamp.get("e")) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => (Region::parse(string(stamp, "h")?)?, number(stamp, "e")?),
+        _ => return Err(StampError::field("h", "`h` and `e` come together")),
+    };
+    let pending = match stamp.get("m") {
+        None => None,
+        Some(AttributeValue::M(m)) => Some(PendingMove {
+            region: Region::parse(string(m, "r")?)?,
+            count: u32::try_from(number(m, "n")?)
+                .map_err(|_| StampError::field("m", "count out of range"))?,
+            since_ms: number(m, "t")?,
+        }),
+        Some(_) => return Err(StampError::field("m", "not a map")),
+    };
+    Ok(Some(Home {
+        epoch,
+        region,
+        pending,
+    }))
+}
+
 pub fn decode_header(stamp: &HashMap<String, AttributeValue>) -> Result<Header, StampError> {
     let origin = Region::parse(string(stamp, "o")?)?;
     let time_ms = number(stamp, "t")?;
@@ -280,6 +302,14 @@ pub fn encode_stamp(version: &Version) -> AttributeValue {
     if let Some(home) = &version.home {
         stamp.insert("h".into(), AttributeValue::S(home.region.to_string()));
         stamp.insert("e".into(), AttributeValue::N(home.epoch.to_string()));
+        if let Some(p) = &home.pending {
+            let m = HashMap::from([
+                ("r".to_owned(), AttributeValue::S(p.region.to_string())),
+                ("n".to_owned(), AttributeValue::N(p.count.to_string())),
+                ("t".to_owned(), AttributeValue::N(p.since_ms.to_string())),
+            ]);
+            stamp.insert("m".into(), AttributeValue::M(m));
+        }
     }
     AttributeValue::M(stamp)
 }

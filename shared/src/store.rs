@@ -11,6 +11,8 @@ use crate::dot::Region;
 /// What a conditional put requires of the item it replaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutCondition {
+    /// No condition (control items an operator replaces whole).
+    Always,
     /// No item with this key exists (insert).
     NotExists,
     /// The item exists and carries no stamp (adopting a legacy item).
@@ -18,6 +20,9 @@ pub enum PutCondition {
     /// The item's stamp carries this dot (`region:counter:nonce`): the
     /// version that was read is still the current one.
     DotIs(String),
+    /// The item exists and its top-level attribute `name` equals `value`
+    /// (Homeward's control items: an assignment's epoch).
+    AttributeIs(String, serde_dynamo::AttributeValue),
 }
 
 impl PutCondition {
@@ -27,6 +32,7 @@ impl PutCondition {
     pub fn holds(&self, current: Option<&Item>, stamp_attribute: &str) -> bool {
         use serde_dynamo::AttributeValue;
         match (self, current) {
+            (PutCondition::Always, _) => true,
             (PutCondition::NotExists, current) => current.is_none(),
             (_, None) => false,
             (PutCondition::Unstamped, Some(item)) => !item.contains_key(stamp_attribute),
@@ -36,6 +42,7 @@ impl PutCondition {
                 }
                 _ => false,
             },
+            (PutCondition::AttributeIs(name, value), Some(item)) => item.get(name) == Some(value),
         }
     }
 }
@@ -74,6 +81,14 @@ impl StoreError {
     }
 }
 
+/// One page of a scan: the items, and where the next page starts.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub items: Vec<Item>,
+    /// The last key read, `None` on the last page.
+    pub next: Option<Item>,
+}
+
 /// One table, reachable in several Regions.
 pub trait Store: Send + Sync {
     /// Strongly consistent read of the item with `key` in `region`.
@@ -90,4 +105,46 @@ pub trait Store: Send + Sync {
         item: &Item,
         condition: &PutCondition,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Up to `limit` items of the table in `region`, from after `start`.
+    /// Stores that cannot scan say so (the operator function needs it).
+    fn scan(
+        &self,
+        region: &Region,
+        start: Option<&Item>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send {
+        let _ = (region, start, limit);
+        async { Err(StoreError::Rejected("this store cannot scan".into())) }
+    }
+}
+
+/// A shared store is a store (the resolver shares its journal table with
+/// the assignments it reads).
+impl<S: Store> Store for std::sync::Arc<S> {
+    fn get(
+        &self,
+        region: &Region,
+        key: &Item,
+    ) -> impl Future<Output = Result<Option<Item>, StoreError>> + Send {
+        (**self).get(region, key)
+    }
+
+    fn put(
+        &self,
+        region: &Region,
+        item: &Item,
+        condition: &PutCondition,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put(region, item, condition)
+    }
+
+    fn scan(
+        &self,
+        region: &Region,
+        start: Option<&Item>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send {
+        (**self).scan(region, start, limit)
+    }
 }

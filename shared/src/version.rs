@@ -119,10 +119,32 @@ pub fn counter_total(counter: &Counter) -> i64 {
 }
 
 /// The item's home as the stamp records it; the epoch fences re-homes.
+/// Versions merge by taking the greater home (epoch first), so a re-home
+/// is never undone by an older copy.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Home {
     pub epoch: u64,
     pub region: Region,
+    /// Foreign writes counted towards an `after N` re-home.
+    pub pending: Option<PendingMove>,
+}
+
+impl Home {
+    pub fn new(region: Region, epoch: u64) -> Self {
+        Home {
+            epoch,
+            region,
+            pending: None,
+        }
+    }
+}
+
+/// Foreign writes from one Region counted at the home copy since `since_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PendingMove {
+    pub count: u32,
+    pub region: Region,
+    pub since_ms: u64,
 }
 
 /// A decoded item version.

@@ -29,6 +29,8 @@ pub enum WriteError {
     Edit(#[from] EditError),
     #[error("the item would be {bytes} bytes, over DynamoDB's {MAX_ITEM_BYTES}-byte limit")]
     TooLarge { bytes: usize },
+    #[error("home: {0}")]
+    Home(String),
     #[error("no item with this key")]
     NotFound,
     #[error("an item with this key already exists")]
@@ -315,14 +317,12 @@ impl<S: Store> Writer<S> {
                 (base, draft, PutCondition::Unstamped)
             };
             change(&mut draft);
-            let next = edit::apply(
-                &base,
-                &draft,
-                &ctx,
-                &self.merger,
-                &self.schema,
-                home.clone(),
-            )?;
+            // A home never goes back to an older epoch: a writer routed by a
+            // stale view keeps the newer home the item already records.
+            let home = home
+                .clone()
+                .filter(|h| base.home.as_ref().is_none_or(|b| h > b));
+            let next = edit::apply(&base, &draft, &ctx, &self.merger, &self.schema, home)?;
             match self.put(region, &next, condition).await {
                 Ok(()) => return Ok(next),
                 Err(WriteError::Store(StoreError::ConditionFailed)) => {

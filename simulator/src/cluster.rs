@@ -30,6 +30,7 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::ScalarAttributeType;
 use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, ShardIteratorType};
 use homeward::dynamo::DynamoStore;
+use homeward::store::Page;
 use homeward::{Merger, PutCondition, Region, Registry, Schema, Store, StoreError, Writer};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -137,6 +138,18 @@ impl Store for SimStore {
         match self {
             SimStore::Moto(s) => s.put(region, item, condition).await,
             SimStore::Memory(s) => s.put(region, item, condition).await,
+        }
+    }
+
+    async fn scan(
+        &self,
+        region: &Region,
+        start: Option<&Item>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        match self {
+            SimStore::Moto(s) => s.scan(region, start, limit).await,
+            SimStore::Memory(s) => s.scan(region, start, limit).await,
         }
     }
 }

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use homeward::store::Page;
 use homeward::{PutCondition, Region, Schema, Store, StoreError};
 use serde_dynamo::{AttributeValue, Item};
 
@@ -199,6 +200,33 @@ impl Store for MemStore {
         condition: &PutCondition,
     ) -> Result<(), StoreError> {
         self.put_at(region, item, condition, None)
+    }
+
+    async fn scan(
+        &self,
+        region: &Region,
+        start: Option<&Item>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let after = start.map(|s| self.key_text(s)).transpose()?;
+        let regions = self.lock();
+        let Some(table) = regions.get(region) else {
+            return Ok(Page::default());
+        };
+        let mut items: Vec<Item> = table
+            .items
+            .iter()
+            .filter(|(k, _)| after.as_ref().is_none_or(|a| *k > a))
+            .take(limit + 1)
+            .map(|(_, (i, _))| i.clone())
+            .collect();
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|i| self.key_of(i))
+        } else {
+            None
+        };
+        Ok(Page { items, next })
     }
 }
 

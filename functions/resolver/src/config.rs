@@ -1,7 +1,11 @@
 //! The resolver's configuration, read once at cold start from the
 //! environment. Every problem names the variable and what it expected.
 
-use homeward::home::HomeStrategy;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use homeward::control::parse_regions;
+use homeward::home::{HomeSource, HomeStrategy, Trigger};
 use homeward::{Merger, Region, Registry, Rules, Schema};
 
 /// What the resolver does with a write made outside its item's home.
@@ -59,6 +63,16 @@ pub struct Config {
     pub journal_unattributed: bool,
     /// How many items of one batch are worked on at once.
     pub concurrency: usize,
+    /// When a foreign write moves its item's home to the writer's Region.
+    pub rehome: Trigger,
+    /// Regions evacuated by configuration (the control item adds more).
+    pub evacuated: BTreeSet<Region>,
+    /// How long a read of the control item (evacuated Regions) or of an
+    /// assignment is trusted.
+    pub control_refresh: Duration,
+    /// For `negotiated` homes: the Region whose journal table holds the
+    /// assignments.
+    pub assignment_region: Option<Region>,
 }
 
 impl Config {
@@ -108,8 +122,37 @@ impl Config {
         let homes = HomeStrategy::parse(
             &var("HOME_STRATEGY").unwrap_or_else(|| "attribute:home_region".into()),
             &stamp_attribute,
+            &table,
         )
         .map_err(bad("HOME_STRATEGY"))?;
+        let rehome = Trigger::parse(&var("REHOME").unwrap_or_else(|| "evacuated".into()))
+            .map_err(bad("REHOME"))?;
+        if rehome != Trigger::Never && rehome != Trigger::Evacuated {
+            if let Some(reason) = homes.fixed_reason() {
+                return Err(bad("REHOME")(format!(
+                    "re-homing cannot apply: {reason}; use REHOME=never or evacuated"
+                )));
+            }
+        }
+        let evacuated = parse_regions(&var("EVACUATED_REGIONS").unwrap_or_default())
+            .map_err(bad("EVACUATED_REGIONS"))?;
+        let control_refresh = match var("CONTROL_REFRESH_SECONDS") {
+            Some(s) => Duration::from_secs(
+                parse_number(&s, 0, 3600).map_err(bad("CONTROL_REFRESH_SECONDS"))? as u64,
+            ),
+            None => Duration::from_secs(5),
+        };
+        let assignment_region = match (&homes.source, var("ASSIGNMENT_REGION")) {
+            (HomeSource::Negotiated, None) => {
+                return Err(bad("ASSIGNMENT_REGION")(
+                    "must be set for HOME_STRATEGY=negotiated".into(),
+                ))
+            }
+            (_, None) => None,
+            (_, Some(r)) => {
+                Some(Region::parse(&r).map_err(|e| bad("ASSIGNMENT_REGION")(e.to_string()))?)
+            }
+        };
         let rules = Rules::from_json(
             &var("MERGE_RULES").unwrap_or_else(|| "{}".into()),
             custom_rules,
@@ -153,6 +196,10 @@ impl Config {
             journal_ttl_days,
             journal_unattributed,
             concurrency,
+            rehome,
+            evacuated,
+            control_refresh,
+            assignment_region,
         })
     }
 }
@@ -192,7 +239,9 @@ mod tests {
         assert_eq!(c.schema.sort_key.as_deref(), Some("title"));
         assert_eq!(c.action, Action::Reconcile);
         assert_eq!(c.concurrency, 32);
-        assert_eq!(c.homes, HomeStrategy::Attribute("home_region".into()));
+        assert_eq!(c.homes, HomeStrategy::default());
+        assert_eq!(c.rehome, Trigger::Evacuated);
+        assert!(c.evacuated.is_empty());
     }
 
     #[test]
@@ -210,5 +259,23 @@ mod tests {
         assert!(with("TABLE_KEY", "a,b,c").contains("TABLE_KEY"));
         assert!(with("HOME_STRATEGY", "nearest").contains("HOME_STRATEGY"));
         assert!(with("TABLE_NAME", "").contains("TABLE_NAME: must be set"));
+        assert!(with("REHOME", "after:x").contains("REHOME: `after:x`"));
+        assert!(with("EVACUATED_REGIONS", "us-east-1,Moon").contains("EVACUATED_REGIONS: `Moon`"));
+        assert!(with("HOME_STRATEGY", "negotiated").contains("ASSIGNMENT_REGION: must be set"));
+        let mut keyed = BASE.to_vec();
+        keyed.push(("HOME_STRATEGY", "key-prefix:title"));
+        keyed.push(("REHOME", "always"));
+        let err = load(&keyed).unwrap_err().to_string();
+        assert!(
+            err.contains("REHOME") && err.contains("never re-homed"),
+            "{err}"
+        );
+        let mut tables = BASE.to_vec();
+        tables.push(("HOME_STRATEGY", "table:Movies-{region}"));
+        let err = load(&tables).unwrap_err().to_string();
+        assert!(
+            err.contains("HOME_STRATEGY") && err.contains("does not match"),
+            "{err}"
+        );
     }
 }

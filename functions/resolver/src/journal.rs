@@ -39,19 +39,7 @@ pub struct Entry<'a> {
 }
 
 /// The canonical text of an item key: `name=value` pairs sorted by name.
-pub fn key_text(key: &Item) -> String {
-    let mut parts: Vec<(&String, &AttributeValue)> = key.iter().collect();
-    parts.sort_by(|a, b| a.0.cmp(b.0));
-    parts
-        .iter()
-        .map(|(name, value)| match value {
-            AttributeValue::S(s) => format!("{name}={s}"),
-            AttributeValue::N(n) => format!("{name}={n}"),
-            other => format!("{name}={other:?}"),
-        })
-        .collect::<Vec<_>>()
-        .join("|")
-}
+pub use homeward::control::key_text;
 
 impl Entry<'_> {
     /// The journal item.

@@ -11,14 +11,19 @@ pub mod event;
 pub mod journal;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures_util::stream::{self, StreamExt};
 use homeward::classify::{classify, Class, ClassifyError, EventKind};
+use homeward::control::{AssignError, Assignments, Evacuations};
 use homeward::edit::{adopt_unstamped, apply, restamp, WriteContext};
+use homeward::home::{decide, HomeChange, HomeSource, Trigger};
 use homeward::merge::Explanation;
-use homeward::{Draft, PutCondition, Region, StampError, Store, StoreError, Version, WriterKind};
+use homeward::{
+    Draft, Home, PutCondition, Region, StampError, Store, StoreError, Version, WriterKind,
+};
 use serde_dynamo::{AttributeValue, Item};
 
 pub use config::{Action, Config};
@@ -42,6 +47,10 @@ pub enum RecordError {
     Blocked,
     #[error("the merge produced a change the rules forbid: {0}")]
     Edit(#[from] homeward::EditError),
+    #[error("home: {0}")]
+    Home(String),
+    #[error("home assignment: {0}")]
+    Assign(#[from] AssignError),
 }
 
 /// A record's sequence number and what became of it.
@@ -70,7 +79,19 @@ pub struct Summary {
 pub struct Resolver<S, J> {
     pub config: Config,
     table: S,
-    journal: J,
+    journal: Arc<J>,
+    evacuations: Evacuations,
+    /// The negotiated strategy's assignments (in the journal table).
+    assignments: Option<Assignments<Arc<J>>>,
+}
+
+/// How many times a merge follows an item whose home moved on.
+const MAX_HOPS: u32 = 3;
+
+/// A foreign write that may move its item's home.
+struct MoveAsk {
+    /// The home the write was made against (the epoch fences it).
+    seen: Option<Home>,
 }
 
 /// How many times a conditional write to the home copy is tried.
@@ -80,11 +101,77 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(1_500);
 
 impl<S: Store, J: Store> Resolver<S, J> {
     pub fn new(config: Config, table: S, journal: J) -> Self {
+        let journal = Arc::new(journal);
+        let evacuations = Evacuations::new(config.evacuated.clone(), config.control_refresh);
+        let assignments = match (&config.homes.source, &config.assignment_region) {
+            (HomeSource::Negotiated, Some(region)) => Some(Assignments::new(
+                journal.clone(),
+                region.clone(),
+                &config.table,
+                config.control_refresh,
+            )),
+            _ => None,
+        };
         Resolver {
             config,
             table,
             journal,
+            evacuations,
+            assignments,
         }
+    }
+
+    /// Whether this resolver moves homes: not for fixed homes (key prefix,
+    /// table), nor negotiated ones (moved through their assignment by
+    /// writers and the rehome function), nor with `REHOME=never`.
+    fn moves_homes(&self) -> bool {
+        let c = &self.config;
+        c.rehome != Trigger::Never
+            && c.homes.can_rehome()
+            && self.assignments.is_none()
+            && c.action == Action::Reconcile
+    }
+
+    /// Negotiated homes: a write stamped with an older epoch than the
+    /// item's assignment was routed by a stale view; the assignment decides.
+    async fn negotiated(
+        &self,
+        assignments: &Assignments<Arc<J>>,
+        record: &StreamRecord,
+        triaged: Triaged,
+    ) -> Result<Triaged, RecordError> {
+        let c = &self.config;
+        let new = match triaged.new {
+            Some(new) => new,
+            None => full(record.dynamodb.new_image.as_deref(), "new")?.unwrap_or_default(),
+        };
+        let stamped = c.homes.home_of(&new).map_err(RecordError::Home)?;
+        let key = &record.dynamodb.keys;
+        let mut assigned = assignments.lookup(key).await?;
+        if let (Some(a), Some(s)) = (&assigned, &stamped) {
+            if s.epoch > a.home.epoch {
+                // The writer knows a newer assignment than our cache.
+                assigned = assignments.fresh(key).await?;
+            }
+        }
+        let home = match (assigned, stamped) {
+            (Some(a), Some(s)) if s.epoch > a.home.epoch => Some(s),
+            (Some(a), _) => Some(a.home),
+            (None, s) => s,
+        };
+        let class = match home {
+            Some(h) if h.region != c.region => Class::Foreign { home: h.region },
+            _ => Class::HomeWrite,
+        };
+        let old = match triaged.old {
+            Some(old) => Some(old),
+            None => full(record.dynamodb.old_image.as_deref(), "old")?,
+        };
+        Ok(Triaged {
+            class,
+            new: Some(new),
+            old,
+        })
     }
 
     /// Processes a batch; the response lists every record that failed.
@@ -178,7 +265,13 @@ impl<S: Store, J: Store> Resolver<S, J> {
     ) -> Result<Outcome, RecordError> {
         let c = &self.config;
         let change = &record.dynamodb;
-        let Triaged { class, new, old } = triage(c, record)?;
+        let mut triaged = triage(c, record)?;
+        if let (Some(assignments), Class::HomeWrite | Class::Foreign { .. }) =
+            (&self.assignments, &triaged.class)
+        {
+            triaged = self.negotiated(assignments, record, triaged).await?;
+        }
+        let Triaged { class, new, old } = triaged;
         let name = class.name();
         let done = |wrote, journaled| Outcome {
             class: name,
@@ -229,7 +322,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 let winner = c.schema.decode(&new)?;
                 let home = home.unwrap_or_else(|| c.region.clone());
                 let merged = self
-                    .merge_into_home(key, &home, &[&lost, &winner], false, None, deadline)
+                    .merge_into_home(key, &home, &[&lost, &winner], false, None, None, deadline)
                     .await?;
                 let journaled = self
                     .journal(Entry {
@@ -262,8 +355,19 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     Action::JournalOnly => ("journaled", None),
                     Action::Reconcile | Action::Reject => {
                         let reject = c.action == Action::Reject;
+                        let ask = self.moves_homes().then(|| MoveAsk {
+                            seen: c.homes.home_of_version(&version).ok().flatten(),
+                        });
                         let m = self
-                            .merge_into_home(key, &home, &[&version], reject, presumed, deadline)
+                            .merge_into_home(
+                                key,
+                                &home,
+                                &[&version],
+                                reject,
+                                presumed,
+                                ask,
+                                deadline,
+                            )
                             .await?;
                         let action = match (reject, m.wrote) {
                             (false, true) => "reconciled",
@@ -275,6 +379,24 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     }
                 };
                 let wrote = merged.as_ref().is_some_and(|m| m.wrote);
+                let mut journaled = false;
+                if let Some((from, to, why)) = merged.as_ref().and_then(|m| m.moved.clone()) {
+                    tracing::info!(key = %journal::key_text(key), from = %from.region, to = %to.region, epoch = to.epoch, why, "re-homed");
+                    journaled |= self
+                        .journal(Entry {
+                            identity: version.header.dot().encode(),
+                            action: "rehomed",
+                            regions: vec![from.region.to_string(), to.region.to_string()],
+                            versions: vec![("new", &new)],
+                            merged_stamp: merged.as_ref().and_then(|m| m.stamp.clone()),
+                            reason: Some(format!(
+                                "home moved from {} (epoch {}) to {} (epoch {}): {why}",
+                                from.region, from.epoch, to.region, to.epoch
+                            )),
+                            ..self.entry(key, "rehome", Some(&from.region))
+                        })
+                        .await?;
+                }
                 // A foreign write merged without a real conflict overwrote
                 // nothing: it is counted and logged, not journaled.
                 let conflict = merged.as_ref().is_none_or(|m| {
@@ -284,9 +406,9 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 });
                 tracing::info!(key = %journal::key_text(key), home = %home, action, conflict, "foreign write");
                 if !conflict {
-                    return Ok(done(wrote, false));
+                    return Ok(done(wrote, journaled));
                 }
-                let journaled = self
+                journaled |= self
                     .journal(Entry {
                         identity,
                         action,
@@ -339,6 +461,11 @@ impl<S: Store, J: Store> Resolver<S, J> {
     /// result there conditionally on the version read (retrying when it
     /// changed). With `revert`, the home's values are then written back
     /// over the merge, so the incoming edits are known but lose (`reject`).
+    /// A home copy that says the item moved is followed to its new home.
+    /// With `ask`, the write may move the item's home here ([`decide`]):
+    /// in the same conditional write, at the home copy; or, when the home
+    /// is evacuated, at this Region's copy, which takes over.
+    #[allow(clippy::too_many_arguments)]
     async fn merge_into_home(
         &self,
         key: &Item,
@@ -346,13 +473,33 @@ impl<S: Store, J: Store> Resolver<S, J> {
         incoming: &[&Version],
         revert: bool,
         mut presumed: Option<Version>,
+        ask: Option<MoveAsk>,
         deadline: Instant,
     ) -> Result<HomeMerge, RecordError> {
         let c = &self.config;
-        for attempt in 1..=MAX_ATTEMPTS {
+        let mut target = home.clone();
+        let mut hops = 0;
+        let mut attempt = 0;
+        while attempt < MAX_ATTEMPTS {
+            attempt += 1;
+            let evacuated = if ask.is_some() {
+                self.evacuations.current(&self.journal, &c.region).await
+            } else {
+                Default::default()
+            };
+            // Failover: the home is evacuated, so this Region adopts the
+            // item; its own copy (which holds the write) is the base.
+            let failover = ask.is_some() && evacuated.contains(&target);
+            let write_region = if failover {
+                presumed = None;
+                c.region.clone()
+            } else {
+                target.clone()
+            };
+            let now = now_ms();
             let ctx = WriteContext {
-                region: home.clone(),
-                time_ms: now_ms(),
+                region: write_region.clone(),
+                time_ms: now,
                 nonce: rand::random(),
                 by: WriterKind::Resolver,
             };
@@ -365,7 +512,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
             let current = match guessed {
                 Some(_) => None,
                 None => {
-                    self.retrying(deadline, || self.table.get(home, key))
+                    self.retrying(deadline, || self.table.get(&write_region, key))
                         .await?
                 }
             };
@@ -390,6 +537,19 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     }
                 },
             };
+            // The home copy says the item moved on: merge there instead.
+            if let (Some(b), false, false) = (&base, was_guess, failover) {
+                let moved_to = c.homes.home_of_version(b).map_err(RecordError::Home)?;
+                if let Some(h) = moved_to.filter(|h| h.region != target) {
+                    if hops < MAX_HOPS {
+                        tracing::debug!(from = %target, to = %h.region, "the home moved; following it");
+                        hops += 1;
+                        attempt -= 1;
+                        target = h.region;
+                        continue;
+                    }
+                }
+            }
             let mut explanation = Explanation::default();
             let mut merged: Option<Version> = base.clone();
             for version in incoming {
@@ -410,9 +570,37 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     "merge", "any",
                 )));
             };
-            if condition != PutCondition::Unstamped
-                && base.as_ref().is_some_and(|b| b.covers(&merged))
-            {
+            let covered = condition != PutCondition::Unstamped
+                && base.as_ref().is_some_and(|b| b.covers(&merged));
+            // Where the item's home goes with this write.
+            let mut new_home: Option<Home> = None;
+            let mut moved = None;
+            if let Some(ask) = &ask {
+                let current = c
+                    .homes
+                    .home_of_version(&merged)
+                    .map_err(RecordError::Home)?
+                    .unwrap_or_else(|| Home::new(target.clone(), 0));
+                let gone = evacuated.contains(&current.region);
+                match decide(c.rehome, &current, ask.seen.as_ref(), &c.region, gone, now) {
+                    HomeChange::Move(to) => {
+                        let why = if gone {
+                            format!("{} is evacuated", current.region)
+                        } else {
+                            format!("REHOME={}", trigger_text(c.rehome))
+                        };
+                        moved = Some((current, to.clone(), why));
+                        new_home = Some(to);
+                    }
+                    // Counting towards `after N` (a redelivered write, which
+                    // the home copy covers, is not counted twice).
+                    HomeChange::Stay(h) if !covered && h.pending != current.pending => {
+                        new_home = Some(h);
+                    }
+                    HomeChange::Stay(_) => {}
+                }
+            }
+            if covered && moved.is_none() {
                 if was_guess {
                     // Nothing to add to the guess; only the home copy itself
                     // can tell whether nothing is owed.
@@ -422,15 +610,18 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     wrote: false,
                     stamp: None,
                     explanation,
+                    moved: None,
                 });
             }
             let next = match (&base, revert) {
                 (Some(base), true) => revert_to(base, &merged, &ctx, c)?,
-                _ => restamp(merged, &ctx, &c.merger),
+                _ => with_home(merged, new_home, &ctx, c)?,
             };
             let item = c.schema.encode(&next);
             match self
-                .retrying(deadline, || self.table.put(home, &item, &condition))
+                .retrying(deadline, || {
+                    self.table.put(&write_region, &item, &condition)
+                })
                 .await
             {
                 Ok(()) => {
@@ -438,12 +629,13 @@ impl<S: Store, J: Store> Resolver<S, J> {
                         wrote: true,
                         stamp: item.get(&c.schema.stamp_attribute).cloned(),
                         explanation,
+                        moved,
                     })
                 }
                 // A wrong guess is not contention: read the home copy at once.
                 Err(RecordError::Store(StoreError::ConditionFailed)) if was_guess => {}
                 Err(RecordError::Store(StoreError::ConditionFailed)) => {
-                    tracing::debug!(attempt, home = %home, "home copy changed under the merge; retrying");
+                    tracing::debug!(attempt, home = %write_region, "home copy changed under the merge; retrying");
                     tokio::time::sleep(Duration::from_millis(10 << attempt.min(6))).await;
                 }
                 Err(e) => return Err(e),
@@ -495,7 +687,7 @@ pub fn triage(c: &Config, record: &StreamRecord) -> Result<Triaged, RecordError>
     let kind = EventKind::parse(&record.event_name)?;
     let ttl = record.is_ttl_delete();
     let change = &record.dynamodb;
-    let wanted = [c.homes.attribute()];
+    let wanted: Vec<&str> = c.homes.attribute().into_iter().collect();
     let image = |raw: &Option<Box<serde_json::value::RawValue>>, which, whole: bool| {
         raw.as_deref()
             .map(|r| {
@@ -554,6 +746,55 @@ struct HomeMerge {
     wrote: bool,
     stamp: Option<AttributeValue>,
     explanation: Explanation,
+    /// The home it had, the home it has now, and why it moved.
+    moved: Option<(Home, Home, String)>,
+}
+
+/// The merge, restamped as the resolver's write; with a new home record
+/// (a move, or a foreign write counted), and the application's home
+/// attribute set to match the home.
+fn with_home(
+    merged: Version,
+    new_home: Option<Home>,
+    ctx: &WriteContext,
+    c: &Config,
+) -> Result<Version, RecordError> {
+    let home = new_home.as_ref().or(merged.home.as_ref());
+    let stale_mirror = match (home, c.homes.mirror()) {
+        (Some(h), Some(name)) => {
+            let shown = merged.values().remove(name);
+            (shown != Some(AttributeValue::S(h.region.to_string())))
+                .then(|| (name, h.region.clone()))
+        }
+        _ => None,
+    };
+    if new_home.is_none() && stale_mirror.is_none() {
+        return Ok(restamp(merged, ctx, &c.merger));
+    }
+    let mut draft = Draft::new(merged.values());
+    if let Some((name, region)) = stale_mirror {
+        draft.set(name, AttributeValue::S(region.to_string()));
+    }
+    Ok(apply(&merged, &draft, ctx, &c.merger, &c.schema, new_home)?)
+}
+
+fn trigger_text(trigger: Trigger) -> String {
+    match trigger {
+        Trigger::Never => "never".into(),
+        Trigger::Evacuated => "evacuated".into(),
+        Trigger::Always => "always".into(),
+        Trigger::After { writes, window_ms } => format!("after:{writes} within {window_ms} ms"),
+    }
+}
+
+/// A whole image of a record, decoded.
+fn full(
+    raw: Option<&serde_json::value::RawValue>,
+    which: &'static str,
+) -> Result<Option<Item>, RecordError> {
+    raw.map(event::full_image)
+        .transpose()
+        .map_err(|e| RecordError::Image(which, e.to_string()))
 }
 
 /// `reject`: a write on top of `merged` (which knows the incoming edits)

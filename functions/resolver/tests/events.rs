@@ -14,7 +14,7 @@ fn load(name: &str) -> Event {
 }
 
 fn classes(name: &str) -> Vec<Result<Class, String>> {
-    let homes = HomeStrategy::parse("attribute:src_region", "_hw").unwrap();
+    let homes = HomeStrategy::parse("attribute:src_region", "_hw", "Movies").unwrap();
     load(name)
         .records
         .iter()

@@ -1,0 +1,58 @@
+//! Lambda entry point: configuration (the resolver's variables plus
+//! `REGIONS`), clients, then one request per invocation.
+
+#![recursion_limit = "256"]
+
+use std::time::Duration;
+
+use homeward::control::{parse_regions, Evacuations};
+use homeward::dynamo::DynamoStore;
+use homeward::routing::{Mode, Router};
+use homeward::{Registry, Schema, Writer};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use rehome::{Operator, Progress, Request};
+use resolver::{deadline_from_epoch_ms, Config};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env(&Registry::new())?;
+    let regions = parse_regions(&std::env::var("REGIONS").unwrap_or_default())
+        .map_err(|e| format!("configuration: REGIONS: {e}"))?;
+    if regions.is_empty() {
+        return Err("configuration: REGIONS: must list the global table's Regions".into());
+    }
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let table = DynamoStore::new(sdk.clone(), &config.table, config.schema.clone());
+    let journal = DynamoStore::new(sdk, &config.journal_table, Schema::new("pk", Some("sk")));
+    let writer = Writer::new(table, config.schema.clone(), config.merger.clone());
+    // An operator reads the evacuated Regions fresh every time.
+    let evacuations = Evacuations::new(config.evacuated.clone(), Duration::ZERO);
+    let mut router = Router::new(
+        writer,
+        config.region.clone(),
+        Mode::Route,
+        config.homes.clone(),
+        journal.clone(),
+        evacuations,
+    );
+    if let Some(region) = &config.assignment_region {
+        router = router.with_assignments(region.clone(), &config.table, Duration::ZERO);
+    }
+    let operator = Operator {
+        router,
+        control: journal,
+        regions: regions.into_iter().collect(),
+    };
+    let operator = &operator;
+    run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let deadline = deadline_from_epoch_ms(event.context.deadline);
+            let request = Request::parse(event.payload)?;
+            let progress: Progress = operator.run(request, deadline).await?;
+            tracing::info!(?progress, "request done");
+            Ok::<Progress, Error>(progress)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,373 @@
+//! Homeward's control items: the list of evacuated Regions and the
+//! negotiated strategy's home assignments. Both live in the journal table
+//! (string `pk`/`sk`): their `pk` starts with `homeward:`, which no table
+//! name (and so no journal entry) can, since `:` is not allowed in one.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_dynamo::{AttributeValue, Item};
+
+use crate::dot::Region;
+use crate::store::{PutCondition, Store, StoreError};
+use crate::version::Home;
+
+const CONTROL_PK: &str = "homeward:control";
+const EVACUATED_SK: &str = "evacuated";
+
+/// A key as stable text (`name=value|...`, names sorted): the journal's and
+/// the assignments' way of naming an item.
+pub fn key_text(key: &Item) -> String {
+    let mut parts: Vec<(&String, &AttributeValue)> = key.iter().collect();
+    parts.sort_by(|a, b| a.0.cmp(b.0));
+    parts
+        .iter()
+        .map(|(name, value)| match value {
+            AttributeValue::S(s) => format!("{name}={s}"),
+            AttributeValue::N(n) => format!("{name}={n}"),
+            other => format!("{name}={other:?}"),
+        })
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+fn item(pairs: Vec<(&str, AttributeValue)>) -> Item {
+    Item::from(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect::<HashMap<_, _>>(),
+    )
+}
+
+fn s(text: &str) -> AttributeValue {
+    AttributeValue::S(text.to_owned())
+}
+
+fn n(number: u64) -> AttributeValue {
+    AttributeValue::N(number.to_string())
+}
+
+/// Parses a comma-separated list of Regions (`EVACUATED_REGIONS`).
+///
+/// # Errors
+/// A message naming the entry that is not a Region.
+pub fn parse_regions(text: &str) -> Result<BTreeSet<Region>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| Region::parse(r).map_err(|e| format!("`{r}`: {e}")))
+        .collect()
+}
+
+/// The evacuated Regions: a fixed list (the environment) plus the control
+/// item in the local Region's journal table, re-read at most every
+/// `refresh`.
+#[derive(Debug)]
+pub struct Evacuations {
+    fixed: BTreeSet<Region>,
+    refresh: Duration,
+    cached: Mutex<Option<(Instant, BTreeSet<Region>)>>,
+}
+
+impl Evacuations {
+    pub fn new(fixed: BTreeSet<Region>, refresh: Duration) -> Self {
+        Evacuations {
+            fixed,
+            refresh,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The evacuated Regions now. When the control item cannot be read the
+    /// last list read stands (or the fixed list alone), and a warning says so.
+    pub async fn current<S: Store>(&self, control: &S, local: &Region) -> BTreeSet<Region> {
+        let cached = self
+            .cached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let from_item = match cached {
+            Some((at, list)) if at.elapsed() < self.refresh => list,
+            stale => match read_evacuated(control, local).await {
+                Ok(list) => {
+                    *self.cached.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((Instant::now(), list.clone()));
+                    list
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the evacuated Regions; keeping the last list");
+                    stale.map(|(_, l)| l).unwrap_or_default()
+                }
+            },
+        };
+        self.fixed.union(&from_item).cloned().collect()
+    }
+}
+
+/// Reads the control item's list of evacuated Regions in `region`.
+///
+/// # Errors
+/// A store failure, or a malformed control item.
+pub async fn read_evacuated<S: Store>(
+    control: &S,
+    region: &Region,
+) -> Result<BTreeSet<Region>, StoreError> {
+    let key = item(vec![("pk", s(CONTROL_PK)), ("sk", s(EVACUATED_SK))]);
+    let Some(found) = control.get(region, &key).await? else {
+        return Ok(BTreeSet::new());
+    };
+    match found.get("regions") {
+        None => Ok(BTreeSet::new()),
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| match v {
+                AttributeValue::S(r) => Region::parse(r).map_err(|e| e.to_string()),
+                other => Err(format!("{other:?} is not a Region name")),
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| StoreError::Rejected(format!("control item `evacuated`: {e}"))),
+        Some(_) => Err(StoreError::Rejected(
+            "control item `evacuated`: `regions` is not a list".into(),
+        )),
+    }
+}
+
+/// Replaces the list of evacuated Regions in `region`'s control item.
+///
+/// # Errors
+/// A store failure.
+pub async fn write_evacuated<S: Store>(
+    control: &S,
+    region: &Region,
+    regions: &BTreeSet<Region>,
+) -> Result<(), StoreError> {
+    let list = regions.iter().map(|r| s(r.as_str())).collect();
+    let control_item = item(vec![
+        ("pk", s(CONTROL_PK)),
+        ("sk", s(EVACUATED_SK)),
+        ("regions", AttributeValue::L(list)),
+    ]);
+    control
+        .put(region, &control_item, &PutCondition::Always)
+        .await
+}
+
+/// One item's negotiated home: the Region, its epoch, and until when the
+/// holder's lease runs (epoch ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub home: Home,
+    pub lease_until_ms: u64,
+}
+
+/// Why an assignment did not change.
+#[derive(Debug, thiserror::Error)]
+pub enum AssignError {
+    /// Someone moved or claimed it first; `current` is what holds now.
+    #[error("the assignment is at epoch {} in {}, not the one expected", .current.home.epoch, .current.home.region)]
+    Fenced { current: Assignment },
+    #[error("no assignment for this item")]
+    Missing,
+    #[error("malformed assignment: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The negotiated strategy's assignment table (in the journal table of the
+/// control Region, where every claim and move is a conditional write on
+/// the epoch), with a small cache for lookups. A stale cache is safe: a
+/// write stamped with an older epoch than the assignment's is foreign to
+/// the current home, and the resolver re-reads before it trusts an epoch
+/// newer than its cache.
+pub struct Assignments<S> {
+    store: S,
+    control_region: Region,
+    table: String,
+    pub lease: Duration,
+    cache_ttl: Duration,
+    cache: Mutex<HashMap<String, (Instant, Option<Assignment>)>>,
+}
+
+impl<S: Store> Assignments<S> {
+    pub fn new(store: S, control_region: Region, table: &str, cache_ttl: Duration) -> Self {
+        Assignments {
+            store,
+            control_region,
+            table: table.to_owned(),
+            lease: Duration::from_secs(3600),
+            cache_ttl,
+            cache: Mutex::default(),
+        }
+    }
+
+    fn key(&self, key: &Item) -> (String, Item) {
+        let text = key_text(key);
+        let pk = format!("homeward:assign#{}#{text}", self.table);
+        (text, item(vec![("pk", s(&pk)), ("sk", s("assignment"))]))
+    }
+
+    /// The assignment, from the cache when it is fresh enough.
+    ///
+    /// # Errors
+    /// A store failure or a malformed assignment.
+    pub async fn lookup(&self, key: &Item) -> Result<Option<Assignment>, AssignError> {
+        let (text, _) = self.key(key);
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&text)
+            .filter(|(at, _)| at.elapsed() < self.cache_ttl)
+            .map(|(_, a)| a.clone());
+        match cached {
+            Some(found) => Ok(found),
+            None => self.fresh(key).await,
+        }
+    }
+
+    /// The assignment as the control Region holds it now (refreshes the cache).
+    ///
+    /// # Errors
+    /// A store failure or a malformed assignment.
+    pub async fn fresh(&self, key: &Item) -> Result<Option<Assignment>, AssignError> {
+        let (text, control_key) = self.key(key);
+        let found = self
+            .store
+            .get(&self.control_region, &control_key)
+            .await?
+            .map(|i| decode_assignment(&i))
+            .transpose()?;
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(text, (Instant::now(), found.clone()));
+        Ok(found)
+    }
+
+    /// Claims the item for `region` when it has no live assignment; renews
+    /// the lease when `region` holds it already. Returns what holds after.
+    ///
+    /// # Errors
+    /// A store failure or a malformed assignment.
+    pub async fn claim(
+        &self,
+        key: &Item,
+        region: &Region,
+        now_ms: u64,
+    ) -> Result<Assignment, AssignError> {
+        for _ in 0..4 {
+            let current = self.fresh(key).await?;
+            let (epoch, condition) = match &current {
+                None => (1, PutCondition::NotExists),
+                Some(a) if &a.home.region == region || a.lease_until_ms < now_ms => (
+                    if &a.home.region == region {
+                        a.home.epoch
+                    } else {
+                        a.home.epoch + 1
+                    },
+                    PutCondition::AttributeIs("epoch".into(), n(a.home.epoch)),
+                ),
+                Some(a) => return Ok(a.clone()),
+            };
+            match self.write(key, region, epoch, now_ms, &condition).await {
+                Err(AssignError::Store(StoreError::ConditionFailed)) => continue,
+                other => return other,
+            }
+        }
+        self.fresh(key).await?.ok_or(AssignError::Missing)
+    }
+
+    /// Moves the item to `region` if its assignment is still at
+    /// `expected_epoch`; the epoch goes up by one.
+    ///
+    /// # Errors
+    /// [`AssignError::Fenced`] when the epoch moved on (nothing written).
+    pub async fn move_to(
+        &self,
+        key: &Item,
+        region: &Region,
+        expected_epoch: u64,
+        now_ms: u64,
+    ) -> Result<Assignment, AssignError> {
+        let condition = if expected_epoch == 0 {
+            PutCondition::NotExists
+        } else {
+            PutCondition::AttributeIs("epoch".into(), n(expected_epoch))
+        };
+        match self
+            .write(key, region, expected_epoch + 1, now_ms, &condition)
+            .await
+        {
+            Err(AssignError::Store(StoreError::ConditionFailed)) => match self.fresh(key).await? {
+                Some(current) => Err(AssignError::Fenced { current }),
+                None => Err(AssignError::Missing),
+            },
+            other => other,
+        }
+    }
+
+    async fn write(
+        &self,
+        key: &Item,
+        region: &Region,
+        epoch: u64,
+        now_ms: u64,
+        condition: &PutCondition,
+    ) -> Result<Assignment, AssignError> {
+        let (text, control_key) = self.key(key);
+        let assignment = Assignment {
+            home: Home::new(region.clone(), epoch),
+            lease_until_ms: now_ms + self.lease.as_millis() as u64,
+        };
+        let mut record = control_key;
+        record.insert("home".into(), s(region.as_str()));
+        record.insert("epoch".into(), n(epoch));
+        record.insert("lease_until".into(), n(assignment.lease_until_ms));
+        record.insert("item_key".into(), s(&text));
+        self.store
+            .put(&self.control_region, &record, condition)
+            .await?;
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(text, (Instant::now(), Some(assignment.clone())));
+        Ok(assignment)
+    }
+}
+
+fn decode_assignment(found: &Item) -> Result<Assignment, AssignError> {
+    let get_n = |name: &str| match found.get(name) {
+        Some(AttributeValue::N(v)) => v
+            .parse::<u64>()
+            .map_err(|_| AssignError::Malformed(format!("`{name}` = {v} is not a count"))),
+        _ => Err(AssignError::Malformed(format!("`{name}` is missing"))),
+    };
+    let region = match found.get("home") {
+        Some(AttributeValue::S(r)) => {
+            Region::parse(r).map_err(|e| AssignError::Malformed(format!("`home`: {e}")))?
+        }
+        _ => return Err(AssignError::Malformed("`home` is missing".into())),
+    };
+    Ok(Assignment {
+        home: Home::new(region, get_n("epoch")?),
+        lease_until_ms: get_n("lease_until")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_lists_parse_and_name_bad_entries() {
+        let list = parse_regions(" us-east-1, eu-west-1 ,").unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(parse_regions("us-east-1,Mars")
+            .unwrap_err()
+            .contains("Mars"));
+        assert!(parse_regions("").unwrap().is_empty());
+    }
+}
