@@ -249,19 +249,29 @@ pub enum HomeChange {
     Move(Home),
 }
 
-/// Decides, at the home copy, what a foreign write from `writer` does to
-/// the item's `current` home. `seen` is the home the write was made
-/// against: a write made before the latest re-home never moves the item
-/// again (the epoch fences it). Pure.
+/// One foreign write, as [`decide`] needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct ForeignWrite<'a> {
+    /// The Region that made it.
+    pub region: &'a Region,
+    /// Its dot's counter (that Region's writes of the item count up).
+    pub counter: u64,
+    /// The home it was made against: a write made before the latest
+    /// re-home never moves the item again (the epoch fences it).
+    pub seen: Option<&'a Home>,
+}
+
+/// Decides, at the home copy, what a foreign write does to the item's
+/// `current` home. Pure.
 pub fn decide(
     trigger: Trigger,
     current: &Home,
-    seen: Option<&Home>,
-    writer: &Region,
+    write: ForeignWrite<'_>,
     evacuated: bool,
     now_ms: u64,
 ) -> HomeChange {
-    let fenced = seen.is_some_and(|s| s.epoch < current.epoch);
+    let writer = write.region;
+    let fenced = write.seen.is_some_and(|s| s.epoch < current.epoch);
     let moved = Home::new(writer.clone(), current.epoch + 1);
     if &current.region == writer || fenced {
         return HomeChange::Stay(current.clone());
@@ -272,12 +282,17 @@ pub fn decide(
         Trigger::Evacuated => HomeChange::Stay(current.clone()),
         Trigger::Always => HomeChange::Move(moved),
         Trigger::After { writes, window_ms } => {
-            let count = match &current.pending {
+            let pending = match &current.pending {
+                // Already counted (a redelivery): nothing changes.
+                Some(p) if &p.region == writer && write.counter <= p.last => {
+                    return HomeChange::Stay(current.clone())
+                }
                 Some(p)
                     if &p.region == writer && now_ms.saturating_sub(p.since_ms) <= window_ms =>
                 {
                     PendingMove {
                         count: p.count + 1,
+                        last: write.counter,
                         ..p.clone()
                     }
                 }
@@ -285,13 +300,14 @@ pub fn decide(
                     count: 1,
                     region: writer.clone(),
                     since_ms: now_ms,
+                    last: write.counter,
                 },
             };
-            if count.count >= writes {
+            if pending.count >= writes {
                 HomeChange::Move(moved)
             } else {
                 HomeChange::Stay(Home {
-                    pending: Some(count),
+                    pending: Some(pending),
                     ..current.clone()
                 })
             }
@@ -302,6 +318,14 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fw<'a>(region: &'a Region, counter: u64, seen: &'a Home) -> ForeignWrite<'a> {
+        ForeignWrite {
+            region,
+            counter,
+            seen: Some(seen),
+        }
+    }
 
     fn r(name: &str) -> Region {
         Region::parse(name).unwrap()
@@ -425,7 +449,7 @@ mod tests {
         let (east, west) = (r("us-east-1"), r("eu-west-1"));
         let mut home = Home::new(east.clone(), 4);
         for (at, expect_count) in [(0, 1), (10, 2)] {
-            match decide(trigger, &home, Some(&home), &west, false, at) {
+            match decide(trigger, &home, fw(&west, at + 1, &home), false, at) {
                 HomeChange::Stay(h) => {
                     assert_eq!(h.pending.as_ref().unwrap().count, expect_count);
                     home = h;
@@ -434,14 +458,19 @@ mod tests {
             }
         }
         // A write from elsewhere starts the count again.
-        let other = decide(trigger, &home, Some(&home), &r("us-west-2"), false, 20);
+        let other = decide(trigger, &home, fw(&r("us-west-2"), 1, &home), false, 20);
         assert!(matches!(&other, HomeChange::Stay(h) if h.pending.as_ref().unwrap().count == 1));
         // So does a window that ran out.
-        let late = decide(trigger, &home, Some(&home), &west, false, 5_000);
+        let late = decide(trigger, &home, fw(&west, 50, &home), false, 5_000);
         assert!(matches!(&late, HomeChange::Stay(h) if h.pending.as_ref().unwrap().count == 1));
+        // A write counted already (redelivered) is not counted again.
+        assert_eq!(
+            decide(trigger, &home, fw(&west, 11, &home), false, 30),
+            HomeChange::Stay(home.clone())
+        );
         // The third write in time moves the item, one epoch on.
         assert_eq!(
-            decide(trigger, &home, Some(&home), &west, false, 30),
+            decide(trigger, &home, fw(&west, 12, &home), false, 30),
             HomeChange::Move(Home::new(west.clone(), 5))
         );
     }
@@ -453,7 +482,7 @@ mod tests {
         let stale = Home::new(east.clone(), 1);
         // A write made against epoch 1 never moves an item now at epoch 2.
         assert_eq!(
-            decide(Trigger::Always, &current, Some(&stale), &east, false, 0),
+            decide(Trigger::Always, &current, fw(&east, 1, &stale), false, 0),
             HomeChange::Stay(current.clone())
         );
         let home = Home::new(east.clone(), 0);
@@ -466,16 +495,16 @@ mod tests {
             },
         ] {
             assert_eq!(
-                decide(trigger, &home, Some(&home), &west, true, 0),
+                decide(trigger, &home, fw(&west, 1, &home), true, 0),
                 HomeChange::Move(Home::new(west.clone(), 1))
             );
         }
         assert_eq!(
-            decide(Trigger::Never, &home, Some(&home), &west, true, 0),
+            decide(Trigger::Never, &home, fw(&west, 1, &home), true, 0),
             HomeChange::Stay(home.clone())
         );
         assert_eq!(
-            decide(Trigger::Evacuated, &home, Some(&home), &west, false, 0),
+            decide(Trigger::Evacuated, &home, fw(&west, 1, &home), false, 0),
             HomeChange::Stay(home.clone())
         );
     }

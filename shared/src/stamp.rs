@@ -12,7 +12,7 @@
 //! | `s` | M | attribute -> L of M {`at`: S timed dot, `v`: value, absent when the edit removed it}: concurrent edits kept for the rule |
 //! | `c` | M | counter attribute -> M Region -> S `base watermark counter:nonce:delta ...` |
 //! | `h`, `e` | S, N | home Region and home epoch, when the stamp records the home |
-//! | `m` | M | {`r`: S Region, `n`: N count, `t`: N since ms}: foreign writes counted towards a re-home |
+//! | `m` | M | {`r`: S Region, `n`: N count, `t`: N since ms, `c`: N counter of the last write counted}: foreign writes counted towards a re-home |
 //!
 //! Decoding is strict: a malformed field is a [`StampError`] naming it.
 
@@ -205,6 +205,7 @@ pub fn decode_home(stamp: &HashMap<String, AttributeValue>) -> Result<Option<Hom
             count: u32::try_from(number(m, "n")?)
                 .map_err(|_| StampError::field("m", "count out of range"))?,
             since_ms: number(m, "t")?,
+            last: number(m, "c")?,
         }),
         Some(_) => return Err(StampError::field("m", "not a map")),
     };
@@ -307,6 +308,7 @@ pub fn encode_stamp(version: &Version) -> AttributeValue {
                 ("r".to_owned(), AttributeValue::S(p.region.to_string())),
                 ("n".to_owned(), AttributeValue::N(p.count.to_string())),
                 ("t".to_owned(), AttributeValue::N(p.since_ms.to_string())),
+                ("c".to_owned(), AttributeValue::N(p.last.to_string())),
             ]);
             stamp.insert("m".into(), AttributeValue::M(m));
         }

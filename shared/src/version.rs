@@ -145,6 +145,9 @@ pub struct PendingMove {
     pub count: u32,
     pub region: Region,
     pub since_ms: u64,
+    /// The counter of the last write counted (a redelivered write, or one
+    /// already counted, is not counted again).
+    pub last: u64,
 }
 
 /// A decoded item version.

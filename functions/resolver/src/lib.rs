@@ -19,7 +19,7 @@ use futures_util::stream::{self, StreamExt};
 use homeward::classify::{classify, Class, ClassifyError, EventKind};
 use homeward::control::{AssignError, Assignments, Evacuations};
 use homeward::edit::{adopt_unstamped, apply, restamp, WriteContext};
-use homeward::home::{decide, HomeChange, HomeSource, Trigger};
+use homeward::home::{decide, ForeignWrite, HomeChange, HomeSource, Trigger};
 use homeward::merge::Explanation;
 use homeward::{
     Draft, Home, PutCondition, Region, StampError, Store, StoreError, Version, WriterKind,
@@ -92,6 +92,8 @@ const MAX_HOPS: u32 = 3;
 struct MoveAsk {
     /// The home the write was made against (the epoch fences it).
     seen: Option<Home>,
+    /// The write's dot counter (counted once towards `after N`).
+    counter: u64,
 }
 
 /// How many times a conditional write to the home copy is tried.
@@ -357,6 +359,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
                         let reject = c.action == Action::Reject;
                         let ask = self.moves_homes().then(|| MoveAsk {
                             seen: c.homes.home_of_version(&version).ok().flatten(),
+                            counter: version.header.tick.counter,
                         });
                         let m = self
                             .merge_into_home(
@@ -478,6 +481,8 @@ impl<S: Store, J: Store> Resolver<S, J> {
     ) -> Result<HomeMerge, RecordError> {
         let c = &self.config;
         let mut target = home.clone();
+        // The newest home seen on the way (epochs only go up).
+        let mut best: Option<Home> = None;
         let mut hops = 0;
         let mut attempt = 0;
         while attempt < MAX_ATTEMPTS {
@@ -537,15 +542,19 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     }
                 },
             };
-            // The home copy says the item moved on: merge there instead.
+            // The home copy says the item moved on (a newer home than any
+            // seen so far): merge there instead. An older one is a copy
+            // that replication has not caught up yet: the newest home seen
+            // still holds.
             if let (Some(b), false, false) = (&base, was_guess, failover) {
-                let moved_to = c.homes.home_of_version(b).map_err(RecordError::Home)?;
-                if let Some(h) = moved_to.filter(|h| h.region != target) {
-                    if hops < MAX_HOPS {
+                let says = c.homes.home_of_version(b).map_err(RecordError::Home)?;
+                if let Some(h) = says.filter(|h| h.region != target) {
+                    if hops < MAX_HOPS && best.as_ref().is_none_or(|best| h.epoch > best.epoch) {
                         tracing::debug!(from = %target, to = %h.region, "the home moved; following it");
                         hops += 1;
                         attempt -= 1;
-                        target = h.region;
+                        target = h.region.clone();
+                        best = Some(h);
                         continue;
                     }
                 }
@@ -575,14 +584,28 @@ impl<S: Store, J: Store> Resolver<S, J> {
             // Where the item's home goes with this write.
             let mut new_home: Option<Home> = None;
             let mut moved = None;
+            let merged_home = c
+                .homes
+                .home_of_version(&merged)
+                .map_err(RecordError::Home)?;
+            if c.homes.can_rehome() {
+                if let Some(b) = best.as_ref().filter(|b| merged_home.as_ref() < Some(*b)) {
+                    // A copy behind the move: it learns the newest home now.
+                    new_home = Some(b.clone());
+                }
+            }
             if let Some(ask) = &ask {
-                let current = c
-                    .homes
-                    .home_of_version(&merged)
-                    .map_err(RecordError::Home)?
+                let current = merged_home
+                    .clone()
+                    .max(best.clone())
                     .unwrap_or_else(|| Home::new(target.clone(), 0));
                 let gone = evacuated.contains(&current.region);
-                match decide(c.rehome, &current, ask.seen.as_ref(), &c.region, gone, now) {
+                let write = ForeignWrite {
+                    region: &c.region,
+                    counter: ask.counter,
+                    seen: ask.seen.as_ref(),
+                };
+                match decide(c.rehome, &current, write, gone, now) {
                     HomeChange::Move(to) => {
                         let why = if gone {
                             format!("{} is evacuated", current.region)
@@ -592,15 +615,15 @@ impl<S: Store, J: Store> Resolver<S, J> {
                         moved = Some((current, to.clone(), why));
                         new_home = Some(to);
                     }
-                    // Counting towards `after N` (a redelivered write, which
-                    // the home copy covers, is not counted twice).
-                    HomeChange::Stay(h) if !covered && h.pending != current.pending => {
+                    // Counting towards `after N` (even when replication
+                    // brought the write here first; once per write).
+                    HomeChange::Stay(h) if h.pending != current.pending => {
                         new_home = Some(h);
                     }
                     HomeChange::Stay(_) => {}
                 }
             }
-            if covered && moved.is_none() {
+            if covered && new_home.is_none() {
                 if was_guess {
                     // Nothing to add to the guess; only the home copy itself
                     // can tell whether nothing is owed.
