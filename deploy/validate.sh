@@ -54,10 +54,12 @@ build() {
     export PATH="$PWD/.venv/bin:$PATH" SAM_CLI_TELEMETRY=0
     sam build --parameter-overrides Architecture=x86_64
     test -s .aws-sam/build/ResolverFunction/bootstrap
-    echo "sam build x86_64: .aws-sam/build/ResolverFunction/bootstrap"
+    test -s .aws-sam/build/RehomeFunction/bootstrap
+    echo "sam build x86_64: .aws-sam/build/{ResolverFunction,RehomeFunction}/bootstrap"
     if rustup target list --installed 2>/dev/null | grep -q aarch64-unknown-linux-gnu; then
         sam build --parameter-overrides Architecture=arm64 --build-dir .aws-sam/build-arm64
         test -s .aws-sam/build-arm64/ResolverFunction/bootstrap
+        test -s .aws-sam/build-arm64/RehomeFunction/bootstrap
     else
         echo "sam build arm64: skipped (rustup target aarch64-unknown-linux-gnu is not installed)"
     fi

@@ -377,4 +377,20 @@ mod tests {
         assert!(err(json!({"op": "report", "page_size": 0})).contains("page_size"));
         assert!(err(json!([1, 2])).contains("bad request"));
     }
+
+    #[test]
+    fn the_sample_requests_parse_and_the_malformed_one_is_refused() {
+        let sample = |text: &str| Request::parse(serde_json::from_str(text).unwrap());
+        for text in [
+            include_str!("../../../events/rehome-move.json"),
+            include_str!("../../../events/rehome-move-prefix.json"),
+            include_str!("../../../events/rehome-evacuate.json"),
+            include_str!("../../../events/rehome-restore.json"),
+            include_str!("../../../events/rehome-report.json"),
+        ] {
+            sample(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        }
+        let err = sample(include_str!("../../../events/rehome-malformed.json")).unwrap_err();
+        assert!(err.to_string().contains("unknown field `too`"), "{err}");
+    }
 }
