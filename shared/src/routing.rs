@@ -69,13 +69,14 @@ impl<S: Store, C: Store> Router<S, C> {
     /// (read in `local`, re-read at most every `refresh`) and, for
     /// negotiated homes, the assignments (in `assignment_region`).
     pub fn new(
-        writer: Writer<S>,
+        mut writer: Writer<S>,
         local: Region,
         mode: Mode,
         homes: HomeStrategy,
         control: C,
         evacuations: Evacuations,
     ) -> Self {
+        writer.home_attribute = homes.mirror().map(str::to_owned);
         Router {
             writer,
             local,
@@ -201,20 +202,42 @@ impl<S: Store, C: Store> Router<S, C> {
             }
         }
         let region = self.target(home.as_ref().map(|h| &h.region)).await;
-        let version = match (&self.assignments, home) {
-            // Negotiated: stamp the assignment the write was routed by.
-            (Some(_), Some(h)) => {
-                self.writer
-                    .update_homed(&region, key, h, &mut change)
-                    .await?
+        let written = self
+            .update_in(&region, key, home.clone(), &mut change)
+            .await;
+        let (region, version) = match written {
+            // The home Region does not answer (after the SDK's retries):
+            // write here; the resolvers reconcile it when the home is back.
+            Err(WriteError::Store(e)) if e.is_retryable() && region != self.local => {
+                tracing::warn!(home = %region, error = %e, "home Region unreachable; writing in this Region");
+                let local = self.local.clone();
+                let version = self.update_in(&local, key, home, &mut change).await?;
+                (local, version)
             }
-            _ => self.writer.update(&region, key, &mut change).await?,
+            other => (region, other?),
         };
         Ok(Routed {
             region,
             version,
             moved: false,
         })
+    }
+
+    async fn update_in<F>(
+        &self,
+        region: &Region,
+        key: &Item,
+        home: Option<Home>,
+        change: F,
+    ) -> Result<Version, WriteError>
+    where
+        F: FnMut(&mut Draft),
+    {
+        match (&self.assignments, home) {
+            // Negotiated: stamp the assignment the write was routed by.
+            (Some(_), Some(h)) => self.writer.update_homed(region, key, h, change).await,
+            _ => self.writer.update(region, key, change).await,
+        }
     }
 
     /// Moves the item's home to `to`: written at the current home (or at

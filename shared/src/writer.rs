@@ -94,6 +94,10 @@ pub struct Writer<S> {
     merger: Merger,
     pub backoff: Backoff,
     pub tombstones: Tombstones,
+    /// The attribute that mirrors the item's home (the `attribute:<name>`
+    /// strategy). A write that changes it moves the home one epoch on, so
+    /// the stamp's home never contradicts it.
+    pub home_attribute: Option<String>,
 }
 
 impl<S: Store> Writer<S> {
@@ -104,7 +108,12 @@ impl<S: Store> Writer<S> {
             merger,
             backoff: Backoff::default(),
             tombstones: Tombstones::default(),
+            home_attribute: None,
         }
+    }
+
+    pub fn merger(&self) -> &Merger {
+        &self.merger
     }
 
     pub fn store(&self) -> &S {
@@ -319,9 +328,12 @@ impl<S: Store> Writer<S> {
             change(&mut draft);
             // A home never goes back to an older epoch: a writer routed by a
             // stale view keeps the newer home the item already records.
-            let home = home
+            let mut home = home
                 .clone()
                 .filter(|h| base.home.as_ref().is_none_or(|b| h > b));
+            if let Some(moved) = self.moved_home(&base, &draft)? {
+                home = Some(moved);
+            }
             let next = edit::apply(&base, &draft, &ctx, &self.merger, &self.schema, home)?;
             match self.put(region, &next, condition).await {
                 Ok(()) => return Ok(next),
@@ -335,6 +347,24 @@ impl<S: Store> Writer<S> {
         Err(WriteError::Contended {
             attempts: self.backoff.max_attempts,
         })
+    }
+
+    /// The home a draft moves the item to by changing its home attribute,
+    /// once the stamp records the home (before that the attribute alone is
+    /// the home).
+    fn moved_home(&self, base: &Version, draft: &Draft) -> Result<Option<Home>, WriteError> {
+        let (Some(name), Some(current)) = (&self.home_attribute, &base.home) else {
+            return Ok(None);
+        };
+        let Some(AttributeValue::S(text)) = draft.get(name) else {
+            return Ok(None);
+        };
+        if text == current.region.as_str() {
+            return Ok(None);
+        }
+        let region = Region::parse(&text)
+            .map_err(|e| WriteError::Home(format!("`{name}` = {text:?}: {e}")))?;
+        Ok(Some(Home::new(region, current.epoch + 1)))
     }
 
     async fn put(
