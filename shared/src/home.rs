@@ -211,7 +211,7 @@ impl Trigger {
     /// A message naming the accepted forms.
     pub fn parse(text: &str) -> Result<Self, String> {
         let bad = || {
-            format!("`{text}` is not one of never, evacuated, always, after:<N>[:<window like 30m, 1h, 7d>]")
+            format!("`{text}` is not one of never, evacuated, always, after:<N from 1 to 16>[:<window like 30m, 1h, 7d>]")
         };
         Ok(match text {
             "never" => Trigger::Never,
@@ -220,7 +220,11 @@ impl Trigger {
             _ => {
                 let rest = text.strip_prefix("after:").ok_or_else(bad)?;
                 let (n, window) = rest.split_once(':').unwrap_or((rest, "1d"));
-                let writes: u32 = n.parse().ok().filter(|n| *n >= 1).ok_or_else(bad)?;
+                let writes: u32 = n
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=PendingMove::KEPT as u32).contains(n))
+                    .ok_or_else(bad)?;
                 let (digits, unit) = window.split_at(window.len().saturating_sub(1));
                 let amount: u64 = digits.parse().map_err(|_| bad())?;
                 let unit_ms = match unit {
@@ -256,22 +260,28 @@ pub struct ForeignWrite<'a> {
     pub region: &'a Region,
     /// Its dot's counter (that Region's writes of the item count up).
     pub counter: u64,
+    /// When it was made (its stamp's `t`).
+    pub time_ms: u64,
     /// The home it was made against: a write made before the latest
     /// re-home never moves the item again (the epoch fences it).
     pub seen: Option<&'a Home>,
 }
 
 /// Decides, at the home copy, what a foreign write does to the item's
-/// `current` home. Pure.
+/// `current` home. Pure, and a function of the write and the home copy
+/// alone: a redelivered write decides the same and changes nothing.
 pub fn decide(
     trigger: Trigger,
     current: &Home,
     write: ForeignWrite<'_>,
     evacuated: bool,
-    now_ms: u64,
 ) -> HomeChange {
     let writer = write.region;
-    let fenced = write.seen.is_some_and(|s| s.epoch < current.epoch);
+    // Fenced: made against an older home (a lower epoch, or the losing one
+    // of two moves at one epoch, which the Region breaks as in the join).
+    let fenced = write
+        .seen
+        .is_some_and(|s| (s.epoch, &s.region) < (current.epoch, &current.region));
     let moved = Home::new(writer.clone(), current.epoch + 1);
     if &current.region == writer || fenced {
         return HomeChange::Stay(current.clone());
@@ -282,28 +292,16 @@ pub fn decide(
         Trigger::Evacuated => HomeChange::Stay(current.clone()),
         Trigger::Always => HomeChange::Move(moved),
         Trigger::After { writes, window_ms } => {
-            let pending = match &current.pending {
-                // Already counted (a redelivery): nothing changes.
-                Some(p) if &p.region == writer && write.counter <= p.last => {
-                    return HomeChange::Stay(current.clone())
-                }
-                Some(p)
-                    if &p.region == writer && now_ms.saturating_sub(p.since_ms) <= window_ms =>
-                {
-                    PendingMove {
-                        count: p.count + 1,
-                        last: write.counter,
-                        ..p.clone()
-                    }
-                }
-                _ => PendingMove {
-                    count: 1,
-                    region: writer.clone(),
-                    since_ms: now_ms,
-                    last: write.counter,
-                },
-            };
-            if pending.count >= writes {
+            let mut pending = current.pending.clone().unwrap_or_default();
+            if !pending.add(writer, write.counter, write.time_ms) {
+                // Counted already (a redelivery): nothing changes.
+                return HomeChange::Stay(current.clone());
+            }
+            let recent = pending.writes[writer]
+                .iter()
+                .filter(|(_, t)| t.saturating_add(window_ms) >= write.time_ms)
+                .count();
+            if recent >= writes as usize {
                 HomeChange::Move(moved)
             } else {
                 HomeChange::Stay(Home {
@@ -319,10 +317,11 @@ pub fn decide(
 mod tests {
     use super::*;
 
-    fn fw<'a>(region: &'a Region, counter: u64, seen: &'a Home) -> ForeignWrite<'a> {
+    fn fw<'a>(region: &'a Region, counter: u64, time_ms: u64, seen: &'a Home) -> ForeignWrite<'a> {
         ForeignWrite {
             region,
             counter,
+            time_ms,
             seen: Some(seen),
         }
     }
@@ -435,7 +434,14 @@ mod tests {
                 window_ms: 1_800_000
             })
         );
-        for bad in ["after:0", "after:x", "after:3:10y", "sometimes", "after:3:"] {
+        for bad in [
+            "after:0",
+            "after:17",
+            "after:x",
+            "after:3:10y",
+            "sometimes",
+            "after:3:",
+        ] {
             assert!(Trigger::parse(bad).unwrap_err().contains(bad), "{bad}");
         }
     }
@@ -446,33 +452,66 @@ mod tests {
             writes: 3,
             window_ms: 1_000,
         };
-        let (east, west) = (r("us-east-1"), r("eu-west-1"));
+        let (east, west, oregon) = (r("us-east-1"), r("eu-west-1"), r("us-west-2"));
         let mut home = Home::new(east.clone(), 4);
-        for (at, expect_count) in [(0, 1), (10, 2)] {
-            match decide(trigger, &home, fw(&west, at + 1, &home), false, at) {
+        let step = |home: &mut Home, region: &Region, counter, at| {
+            let seen = home.clone();
+            match decide(trigger, home, fw(region, counter, at, &seen), false) {
                 HomeChange::Stay(h) => {
-                    assert_eq!(h.pending.as_ref().unwrap().count, expect_count);
-                    home = h;
+                    *home = h;
+                    false
                 }
-                other => panic!("moved too early: {other:?}"),
+                HomeChange::Move(to) => {
+                    assert_eq!(to, Home::new(region.clone(), 5));
+                    true
+                }
             }
+        };
+        assert!(!step(&mut home, &west, 1, 0));
+        // Another Region's write counts for that Region only.
+        assert!(!step(&mut home, &oregon, 1, 5));
+        assert!(!step(&mut home, &west, 2, 10));
+        // A redelivered write changes nothing.
+        let before = home.clone();
+        assert!(!step(&mut home, &west, 2, 10));
+        assert_eq!(home, before);
+        // A write long after the first two does not make three in the window.
+        assert!(!step(&mut home, &west, 3, 5_000));
+        assert!(!step(&mut home, &west, 4, 5_500));
+        // The third within the window moves the item, one epoch on.
+        assert!(step(&mut home, &west, 5, 5_600));
+    }
+
+    #[test]
+    fn counts_from_forked_copies_join_without_loss_or_double_counting() {
+        let (east, west) = (r("us-east-1"), r("eu-west-1"));
+        let mut a = PendingMove::default();
+        let mut b = PendingMove::default();
+        a.add(&west, 1, 10);
+        b.add(&west, 2, 20);
+        b.add(&east, 1, 15);
+        let ab = a.clone().join(&b);
+        assert_eq!(ab, b.clone().join(&a));
+        assert_eq!(ab.clone().join(&a), ab, "idempotent");
+        assert_eq!(ab.writes[&west].len(), 2);
+        let homes = |p: &PendingMove| {
+            Some(Home {
+                pending: Some(p.clone()),
+                ..Home::new(east.clone(), 1)
+            })
+        };
+        let joined = Home::join(homes(&a), homes(&b)).unwrap();
+        assert_eq!(joined.pending, Some(ab));
+        // A newer epoch wins outright.
+        let moved = Some(Home::new(west.clone(), 2));
+        assert_eq!(Home::join(homes(&a), moved.clone()), moved);
+        // Only the latest writes of a Region are kept.
+        let mut many = PendingMove::default();
+        for c in 1..=40 {
+            many.add(&west, c, c * 10);
         }
-        // A write from elsewhere starts the count again.
-        let other = decide(trigger, &home, fw(&r("us-west-2"), 1, &home), false, 20);
-        assert!(matches!(&other, HomeChange::Stay(h) if h.pending.as_ref().unwrap().count == 1));
-        // So does a window that ran out.
-        let late = decide(trigger, &home, fw(&west, 50, &home), false, 5_000);
-        assert!(matches!(&late, HomeChange::Stay(h) if h.pending.as_ref().unwrap().count == 1));
-        // A write counted already (redelivered) is not counted again.
-        assert_eq!(
-            decide(trigger, &home, fw(&west, 11, &home), false, 30),
-            HomeChange::Stay(home.clone())
-        );
-        // The third write in time moves the item, one epoch on.
-        assert_eq!(
-            decide(trigger, &home, fw(&west, 12, &home), false, 30),
-            HomeChange::Move(Home::new(west.clone(), 5))
-        );
+        assert_eq!(many.writes[&west].len(), PendingMove::KEPT);
+        assert!(!many.add(&west, 3, 30), "older than every write kept");
     }
 
     #[test]
@@ -482,7 +521,7 @@ mod tests {
         let stale = Home::new(east.clone(), 1);
         // A write made against epoch 1 never moves an item now at epoch 2.
         assert_eq!(
-            decide(Trigger::Always, &current, fw(&east, 1, &stale), false, 0),
+            decide(Trigger::Always, &current, fw(&east, 1, 0, &stale), false),
             HomeChange::Stay(current.clone())
         );
         let home = Home::new(east.clone(), 0);
@@ -495,16 +534,16 @@ mod tests {
             },
         ] {
             assert_eq!(
-                decide(trigger, &home, fw(&west, 1, &home), true, 0),
+                decide(trigger, &home, fw(&west, 1, 0, &home), true),
                 HomeChange::Move(Home::new(west.clone(), 1))
             );
         }
         assert_eq!(
-            decide(Trigger::Never, &home, fw(&west, 1, &home), true, 0),
+            decide(Trigger::Never, &home, fw(&west, 1, 0, &home), true),
             HomeChange::Stay(home.clone())
         );
         assert_eq!(
-            decide(Trigger::Evacuated, &home, fw(&west, 1, &home), false, 0),
+            decide(Trigger::Evacuated, &home, fw(&west, 1, 0, &home), false),
             HomeChange::Stay(home.clone())
         );
     }

@@ -10,7 +10,7 @@ use std::fmt;
 
 use crate::dot::{Region, TimedDot};
 use crate::rules::{Rule, Rules};
-use crate::version::{Contribution, Counter, Register, Sibling, Version};
+use crate::version::{Contribution, Counter, Home, Register, Sibling, Version};
 
 /// The smallest window the merge keeps per Region (see the conflict model:
 /// K=16 lost no edit in 10,000 histories of 12 writes in 6 s; 32 covers 30).
@@ -122,7 +122,7 @@ impl Merger {
     /// from `right` (most attributes of two versions of an item are equal).
     pub fn merge_into(&self, mut left: Version, right: &Version) -> Merged {
         let mut explanation = Explanation::default();
-        let home = left.home.clone().max(right.home.clone());
+        let home = Home::join(left.home.clone(), right.home.clone());
 
         // Attributes first: their survival test needs each side's own
         // knowledge, before the windows are joined.

@@ -12,7 +12,7 @@
 //! | `s` | M | attribute -> L of M {`at`: S timed dot, `v`: value, absent when the edit removed it}: concurrent edits kept for the rule |
 //! | `c` | M | counter attribute -> M Region -> S `base watermark counter:nonce:delta ...` |
 //! | `h`, `e` | S, N | home Region and home epoch, when the stamp records the home |
-//! | `m` | M | {`r`: S Region, `n`: N count, `t`: N since ms, `c`: N counter of the last write counted}: foreign writes counted towards a re-home |
+//! | `m` | M | foreign writes counted towards an `after N` re-home: Region -> S `counter:time_ms ...` (its latest 16) |
 //!
 //! Decoding is strict: a malformed field is a [`StampError`] naming it.
 
@@ -200,13 +200,25 @@ pub fn decode_home(stamp: &HashMap<String, AttributeValue>) -> Result<Option<Hom
     };
     let pending = match stamp.get("m") {
         None => None,
-        Some(AttributeValue::M(m)) => Some(PendingMove {
-            region: Region::parse(string(m, "r")?)?,
-            count: u32::try_from(number(m, "n")?)
-                .map_err(|_| StampError::field("m", "count out of range"))?,
-            since_ms: number(m, "t")?,
-            last: number(m, "c")?,
-        }),
+        Some(AttributeValue::M(m)) => {
+            let mut writes = BTreeMap::new();
+            for (region, list) in m {
+                let AttributeValue::S(list) = list else {
+                    return Err(StampError::field("m", "a Region's writes are not a string"));
+                };
+                let mut kept = BTreeSet::new();
+                for pair in list.split_whitespace() {
+                    let parsed = pair
+                        .split_once(':')
+                        .and_then(|(c, t)| Some((c.parse().ok()?, t.parse().ok()?)));
+                    kept.insert(parsed.ok_or_else(|| {
+                        StampError::field("m", "writes are `counter:time_ms` pairs")
+                    })?);
+                }
+                writes.insert(Region::parse(region)?, kept);
+            }
+            Some(PendingMove { writes })
+        }
         Some(_) => return Err(StampError::field("m", "not a map")),
     };
     Ok(Some(Home {
@@ -304,12 +316,14 @@ pub fn encode_stamp(version: &Version) -> AttributeValue {
         stamp.insert("h".into(), AttributeValue::S(home.region.to_string()));
         stamp.insert("e".into(), AttributeValue::N(home.epoch.to_string()));
         if let Some(p) = &home.pending {
-            let m = HashMap::from([
-                ("r".to_owned(), AttributeValue::S(p.region.to_string())),
-                ("n".to_owned(), AttributeValue::N(p.count.to_string())),
-                ("t".to_owned(), AttributeValue::N(p.since_ms.to_string())),
-                ("c".to_owned(), AttributeValue::N(p.last.to_string())),
-            ]);
+            let m = p
+                .writes
+                .iter()
+                .map(|(region, kept)| {
+                    let list: Vec<String> = kept.iter().map(|(c, t)| format!("{c}:{t}")).collect();
+                    (region.to_string(), AttributeValue::S(list.join(" ")))
+                })
+                .collect();
             stamp.insert("m".into(), AttributeValue::M(m));
         }
     }

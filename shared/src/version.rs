@@ -137,17 +137,61 @@ impl Home {
             pending: None,
         }
     }
+
+    /// The join of two versions' homes: the higher epoch wins (the Region
+    /// breaks a tie between two moves made during one evacuation); for the
+    /// same home, the counts of foreign writes are joined.
+    pub fn join(a: Option<Home>, b: Option<Home>) -> Option<Home> {
+        match (a, b) {
+            (Some(a), Some(b)) if a.epoch == b.epoch && a.region == b.region => {
+                let pending = match (a.pending, &b.pending) {
+                    (Some(x), Some(y)) => Some(x.join(y)),
+                    (x, y) => x.or_else(|| y.clone()),
+                };
+                Some(Home { pending, ..a })
+            }
+            (a, b) => a.max(b),
+        }
+    }
 }
 
-/// Foreign writes from one Region counted at the home copy since `since_ms`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// The foreign writes the home copy has counted towards an `after N`
+/// re-home: per Region, the (counter, write time) of its latest ones. A
+/// join-semilattice (union, then the latest [`PendingMove::KEPT`] per
+/// Region), so forked copies merge without losing or double-counting one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PendingMove {
-    pub count: u32,
-    pub region: Region,
-    pub since_ms: u64,
-    /// The counter of the last write counted (a redelivered write, or one
-    /// already counted, is not counted again).
-    pub last: u64,
+    pub writes: BTreeMap<Region, BTreeSet<(u64, u64)>>,
+}
+
+impl PendingMove {
+    /// Writes kept per Region (so `after:N` takes N up to this).
+    pub const KEPT: usize = 16;
+
+    /// Counts a write; `false` when it changes nothing (counted already,
+    /// or older than every write kept).
+    pub fn add(&mut self, region: &Region, counter: u64, time_ms: u64) -> bool {
+        let kept = self.writes.entry(region.clone()).or_default();
+        let added = kept.insert((counter, time_ms));
+        Self::trim(kept);
+        added && kept.contains(&(counter, time_ms))
+    }
+
+    fn trim(kept: &mut BTreeSet<(u64, u64)>) {
+        while kept.len() > Self::KEPT {
+            kept.pop_first();
+        }
+    }
+
+    /// The join of two counts.
+    pub fn join(mut self, other: &PendingMove) -> PendingMove {
+        for (region, theirs) in &other.writes {
+            let kept = self.writes.entry(region.clone()).or_default();
+            kept.extend(theirs.iter().copied());
+            Self::trim(kept);
+        }
+        self
+    }
 }
 
 /// A decoded item version.

@@ -75,6 +75,8 @@ pub struct CheckConfig {
     pub minimize: bool,
     /// FilterCriteria of every Region's event source mapping.
     pub filters: crate::filter::Filters,
+    /// `REHOME` for the resolvers (`None`: the default, `evacuated`).
+    pub rehome: Option<String>,
 }
 
 impl Default for CheckConfig {
@@ -88,6 +90,7 @@ impl Default for CheckConfig {
             rules: RULES.into(),
             minimize: true,
             filters: crate::filter::Filters::default(),
+            rehome: None,
         }
     }
 }
@@ -317,6 +320,9 @@ async fn run_history(
         .map(|r| Region::parse(r).expect("a Region"))
         .collect();
     let mut spec = Spec::new(&names).env("MERGE_RULES", &config.rules);
+    if let Some(rehome) = &config.rehome {
+        spec = spec.env("REHOME", rehome);
+    }
     spec.registry = registry.clone();
     spec.seed = seed;
     spec.batch_size = plan.batch_size;
@@ -653,12 +659,28 @@ fn check_finals(
                     && later.dot != e.dot
                     && later.version.knows(&e.dot)
             });
-            if !present && !superseded {
+            // A re-home (a resolver's move, fenced by the epoch) supersedes
+            // every home value the final version knows.
+            let moved = e.attribute == "home_region"
+                && v.home.as_ref().is_some_and(|h| h.epoch > 0)
+                && v.knows(&e.dot);
+            if !present && !superseded && !moved {
                 violations.push(format!(
                     "lost update: k{item}.{} = {} (dot {}) is neither in the final item nor superseded by a later edit",
                     e.attribute,
                     e.value.as_ref().map_or("(removed)".into(), crate::cluster::show_value),
                     e.dot.encode()
+                ));
+            }
+        }
+        // The home attribute agrees with the home the stamp records.
+        if let (Some(home), Some(AttributeValue::S(shown))) =
+            (&v.home, v.values().get("home_region"))
+        {
+            if shown != home.region.as_str() {
+                violations.push(format!(
+                    "k{item}: home_region = {shown:?} but the stamp's home is {} (epoch {})",
+                    home.region, home.epoch
                 ));
             }
         }

@@ -545,8 +545,14 @@ impl Cluster {
 
     /// Every journal entry written by `region`'s resolver.
     pub async fn journal(&self, region: &str) -> Vec<Item> {
-        self.scan(region, &self.journal_table, &self.journal_store)
-            .await
+        let mut entries = self
+            .scan(region, &self.journal_table, &self.journal_store)
+            .await;
+        // Control items (evacuated Regions, assignments) share the table.
+        entries.retain(|e| {
+            !matches!(e.get("pk"), Some(serde_dynamo::AttributeValue::S(pk)) if pk.starts_with("homeward:"))
+        });
+        entries
     }
 
     /// Every item in `region`, by key text.

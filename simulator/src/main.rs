@@ -3,7 +3,7 @@
 //! ```text
 //! homeward-sim demo [--memory]
 //! homeward-sim run <scenario.json> [--memory]
-//! homeward-sim check [--histories N] [--regions R] [--seed S] [--steps K] [--memory]
+//! homeward-sim check [--histories N] [--regions R] [--seed S] [--steps K] [--rehome TRIGGER] [--memory]
 //! ```
 //!
 //! Arguments are parsed by hand: three subcommands and a few flags do not
@@ -23,16 +23,19 @@ const USAGE: &str = "usage:
       replays the seed scenarios with Homeward on and with plain last-writer-wins
   homeward-sim run <scenario.json> [--memory]
       replays one scenario file the same way
-  homeward-sim check [--histories N] [--regions R] [--seed S] [--steps K] [--memory]
+  homeward-sim check [--histories N] [--regions R] [--seed S] [--steps K] [--rehome TRIGGER] [--memory]
       random concurrent histories, each checked for convergence, lost
       updates, exact counters and resolver loops (--memory: in-memory
-      store and streams instead of moto)";
+      store and streams instead of moto; --rehome: the resolvers' REHOME,
+      e.g. always or after:2)";
 
 /// The seed scenarios, built in so the demo runs from anywhere.
-const SEEDS: [(&str, &str); 3] = [
+const SEEDS: [(&str, &str); 5] = [
     ("movies", include_str!("../../scenarios/movies.json")),
     ("foo-bar", include_str!("../../scenarios/foo-bar.json")),
     ("inventory", include_str!("../../scenarios/inventory.json")),
+    ("traveller", include_str!("../../scenarios/traveller.json")),
+    ("failover", include_str!("../../scenarios/failover.json")),
 ];
 
 struct Args {
@@ -43,6 +46,7 @@ struct Args {
     regions: Option<usize>,
     seed: Option<u64>,
     steps: Option<usize>,
+    rehome: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -56,6 +60,7 @@ fn parse_args() -> Result<Args, String> {
         regions: None,
         seed: None,
         steps: None,
+        rehome: None,
     };
     while let Some(arg) = raw.next() {
         let mut number = |name: &str| -> Result<u64, String> {
@@ -69,6 +74,7 @@ fn parse_args() -> Result<Args, String> {
             "--regions" => args.regions = Some(number("--regions")? as usize),
             "--seed" => args.seed = Some(number("--seed")?),
             "--steps" => args.steps = Some(number("--steps")? as usize),
+            "--rehome" => args.rehome = Some(raw.next().ok_or("--rehome needs a value")?),
             "-h" | "--help" => return Err(String::new()),
             other if other.starts_with('-') => return Err(format!("unknown flag {other}")),
             other => args.positional.push(other.to_owned()),
@@ -246,6 +252,7 @@ async fn check(args: &Args) -> Result<bool, String> {
         regions: args.regions.unwrap_or(3),
         seed: args.seed.unwrap_or_else(rand::random),
         steps: args.steps.unwrap_or(24),
+        rehome: args.rehome.clone(),
         ..CheckConfig::default()
     };
     let server = server(args.memory)?;

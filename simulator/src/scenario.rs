@@ -35,6 +35,9 @@ pub struct Scenario {
     /// `MERGE_RULES`, e.g. `{"attributes":{"stock":"counter"}}`.
     #[serde(default)]
     pub rules: Option<Value>,
+    /// `REHOME`: `never`, `evacuated` (the default), `always`, `after:N`.
+    #[serde(default)]
+    pub rehome: Option<String>,
     /// Every link's latency in ticks.
     #[serde(default)]
     pub latency: LinkLatency,
@@ -178,6 +181,11 @@ pub enum Step {
         from: String,
         to: String,
     },
+    /// Marks these Regions evacuated in every other Region's control item
+    /// (what the rehome function's `evacuate` request does first).
+    Evacuate(Vec<String>),
+    /// Takes these Regions off the evacuated lists.
+    Restore(Vec<String>),
     /// Heals every link and runs until nothing moves.
     Settle,
 }
@@ -288,9 +296,14 @@ impl Scenario {
             return Err(self.invalid("a global table needs two Regions or more"));
         }
         let regions: Vec<&'static str> = self.regions.iter().map(|r| leak(r)).collect();
-        let mut spec = Spec::new(&regions).env("HOME_STRATEGY", &self.home);
+        let mut spec = Spec::new(&regions)
+            .env("HOME_STRATEGY", &self.home)
+            .env("CONTROL_REFRESH_SECONDS", "0");
         if let Some(rules) = &self.rules {
             spec = spec.env("MERGE_RULES", &rules.to_string());
+        }
+        if let Some(rehome) = &self.rehome {
+            spec = spec.env("REHOME", rehome);
         }
         spec.partition_key = key_type(&self.table.partition_key)?;
         spec.sort_key = self.table.sort_key.as_ref().map(key_type).transpose()?;
@@ -456,6 +469,35 @@ impl Scenario {
                 for _ in 0..*ticks {
                     c.step().await;
                 }
+            }
+            Step::Evacuate(group) | Step::Restore(group) => {
+                let evacuate = matches!(step, Step::Evacuate(_));
+                let named = group
+                    .iter()
+                    .map(|g| region(g))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let control = c.journal_store();
+                for r in &self.regions {
+                    let r = region(r)?;
+                    if evacuate && named.contains(&r) {
+                        continue;
+                    }
+                    let mut list = homeward::control::read_evacuated(&control, &r)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    for g in &named {
+                        if evacuate {
+                            list.insert(g.clone());
+                        } else {
+                            list.remove(g);
+                        }
+                    }
+                    homeward::control::write_evacuated(&control, &r, &list)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                let verb = if evacuate { "evacuated" } else { "restored" };
+                c.note(|| format!("control {verb}: {}", group.join(", ")));
             }
             Step::Partition(group) => {
                 let group: Vec<&str> = group.iter().map(String::as_str).collect();

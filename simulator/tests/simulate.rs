@@ -14,7 +14,14 @@ use serde_dynamo::AttributeValue;
 
 /// The demo's three seeds, and a partition with FilterCriteria, a batching
 /// window and failed deliveries.
-const SEEDS: [&str; 4] = ["movies", "foo-bar", "inventory", "partition"];
+const SEEDS: [&str; 6] = [
+    "movies",
+    "foo-bar",
+    "inventory",
+    "partition",
+    "traveller",
+    "failover",
+];
 
 fn scenario(name: &str) -> Scenario {
     Scenario::load(&workspace_root().join(format!("scenarios/{name}.json"))).unwrap()
@@ -196,4 +203,23 @@ async fn checker_catches_a_filter_that_hides_resolver_writes() {
         report.histories,
         report.failures[0].violations
     );
+}
+
+#[tokio::test]
+async fn checker_finds_no_violation_when_homes_follow_the_writers() {
+    for rehome in ["always", "after:2"] {
+        let config = CheckConfig {
+            histories: 100,
+            regions: 3,
+            seed: 31_000,
+            rehome: Some(rehome.into()),
+            ..CheckConfig::default()
+        };
+        let report = check(&config, Backend::Memory, &Registry::new())
+            .await
+            .unwrap();
+        if let Some(failure) = report.failures.first() {
+            panic!("REHOME={rehome}:\n{failure}");
+        }
+    }
 }

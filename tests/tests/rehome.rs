@@ -164,7 +164,7 @@ async fn a_traveller_is_rehomed_by_the_third_write_with_after_3() {
 }
 
 #[tokio::test]
-async fn one_stray_write_does_not_move_a_user_and_another_region_restarts_the_count() {
+async fn one_stray_write_does_not_move_a_user_and_counts_are_per_region() {
     let mut c = Cluster::start(
         MotoServer::shared(),
         "stray",
@@ -173,20 +173,31 @@ async fn one_stray_write_does_not_move_a_user_and_another_region_restarts_the_co
     .await;
     user(&mut c, "u", "us-east-1").await;
     let w = c.writer();
-    // Two from eu-west-1, then one from us-west-2: the count starts over.
-    for from in ["eu-west-1", "eu-west-1", "us-west-2", "eu-west-1"] {
+    // Two from eu-west-1 and a stray one from us-west-2: nobody has three.
+    for from in ["eu-west-1", "us-west-2", "eu-west-1"] {
         w.update(&region(from), &key("u"), |d| {
             d.set(&format!("seen_{}", from.replace('-', "_")), s("yes"));
         })
         .await
         .unwrap();
         c.settle().await;
+        assert_eq!(
+            text(&converged(&c).await["pk=u"], "home_region"),
+            "us-east-1"
+        );
     }
+    assert!(!journal_kinds(&c).await.contains(&"rehome".to_string()));
+    // The third from eu-west-1 moves the user there, not to us-west-2.
+    w.update(&region("eu-west-1"), &key("u"), |d| {
+        d.set("city", s("Dublin"));
+    })
+    .await
+    .unwrap();
+    c.settle().await;
     assert_eq!(
         text(&converged(&c).await["pk=u"], "home_region"),
-        "us-east-1"
+        "eu-west-1"
     );
-    assert!(!journal_kinds(&c).await.contains(&"rehome".to_string()));
 }
 
 #[tokio::test]

@@ -92,8 +92,9 @@ const MAX_HOPS: u32 = 3;
 struct MoveAsk {
     /// The home the write was made against (the epoch fences it).
     seen: Option<Home>,
-    /// The write's dot counter (counted once towards `after N`).
+    /// The write's dot counter and time (counted once towards `after N`).
     counter: u64,
+    time_ms: u64,
 }
 
 /// How many times a conditional write to the home copy is tried.
@@ -360,6 +361,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
                         let ask = self.moves_homes().then(|| MoveAsk {
                             seen: c.homes.home_of_version(&version).ok().flatten(),
                             counter: version.header.tick.counter,
+                            time_ms: version.header.time_ms,
                         });
                         let m = self
                             .merge_into_home(
@@ -588,24 +590,21 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 .homes
                 .home_of_version(&merged)
                 .map_err(RecordError::Home)?;
-            if c.homes.can_rehome() {
-                if let Some(b) = best.as_ref().filter(|b| merged_home.as_ref() < Some(*b)) {
-                    // A copy behind the move: it learns the newest home now.
-                    new_home = Some(b.clone());
-                }
+            // A copy behind the move learns the newest home now.
+            let known = Home::join(merged_home.clone(), best.clone());
+            if c.homes.can_rehome() && known != merged_home {
+                new_home = known.clone();
             }
             if let Some(ask) = &ask {
-                let current = merged_home
-                    .clone()
-                    .max(best.clone())
-                    .unwrap_or_else(|| Home::new(target.clone(), 0));
+                let current = known.unwrap_or_else(|| Home::new(target.clone(), 0));
                 let gone = evacuated.contains(&current.region);
                 let write = ForeignWrite {
                     region: &c.region,
                     counter: ask.counter,
+                    time_ms: ask.time_ms,
                     seen: ask.seen.as_ref(),
                 };
-                match decide(c.rehome, &current, write, gone, now) {
+                match decide(c.rehome, &current, write, gone) {
                     HomeChange::Move(to) => {
                         let why = if gone {
                             format!("{} is evacuated", current.region)
@@ -784,11 +783,14 @@ fn with_home(
 ) -> Result<Version, RecordError> {
     let home = new_home.as_ref().or(merged.home.as_ref());
     let stale_mirror = match (home, c.homes.mirror()) {
-        (Some(h), Some(name)) => {
-            let shown = merged.values().remove(name);
-            (shown != Some(AttributeValue::S(h.region.to_string())))
-                .then(|| (name, h.region.clone()))
-        }
+        // Only a shown value is corrected: an attribute the app removed (a
+        // soft delete) stays removed; the stamp still records the home.
+        (Some(h), Some(name)) => match merged.values().remove(name) {
+            Some(shown) if shown != AttributeValue::S(h.region.to_string()) => {
+                Some((name, h.region.clone()))
+            }
+            _ => None,
+        },
         _ => None,
     };
     if new_home.is_none() && stale_mirror.is_none() {
