@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs the resolver locally under `cargo lambda watch`, against a moto server
-# standing in for DynamoDB in two Regions, invokes it with the seed's sample
-# event (events/foreign-write.json: Jaws, homed in us-west-1, updated in
-# us-east-1) and checks the response and the tables.
+# Runs the functions locally under `cargo lambda watch`, against a moto server
+# standing in for DynamoDB in two Regions: invokes the resolver with the
+# seed's sample event (events/foreign-write.json: Jaws, homed in us-west-1,
+# updated in us-east-1) and checks the response and the tables; then asks the
+# rehome function for its report (events/rehome-report.json) and sends it a
+# malformed request (events/rehome-malformed.json), which must be refused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +38,7 @@ TABLE_NAME=Movies
 TABLE_KEY=year,title
 HOME_STRATEGY=attribute:src_region
 JOURNAL_TABLE=MoviesJournal
+REGIONS=us-east-1,us-west-1
 ENV
 cargo lambda watch -A 127.0.0.1 -P "$LAMBDA_PORT" --env-file target/local-invoke/env \
     >target/local-invoke/watch.log 2>&1 &
@@ -51,3 +54,20 @@ response = json.load(open("target/local-invoke/response.json"))
 assert response == {"batchItemFailures": []}, response
 PY
 python3 scripts/local_invoke.py check "$ENDPOINT"
+
+cargo lambda invoke -A 127.0.0.1 -P "$LAMBDA_PORT" rehome --data-file events/rehome-report.json \
+    | tee target/local-invoke/report.json
+echo
+python3 - <<'PY'
+import json
+report = json.load(open("target/local-invoke/report.json"))
+assert report["homes"] == {"us-west-1": 1} and report["done"] and report["scanned"] == 1, report
+print("ok: the rehome function reports us-west-1 homing Jaws")
+PY
+if cargo lambda invoke -A 127.0.0.1 -P "$LAMBDA_PORT" rehome --data-file events/rehome-malformed.json \
+    >target/local-invoke/malformed.out 2>&1; then
+    echo "the malformed request was accepted:"; cat target/local-invoke/malformed.out; exit 1
+fi
+grep -q "unknown field \`too\`" target/local-invoke/malformed.out \
+    || { echo "no clear error for the malformed request:"; cat target/local-invoke/malformed.out; exit 1; }
+echo "ok: the malformed request is refused: $(grep -o 'unknown field `too`[^"]*' target/local-invoke/malformed.out | head -1)"

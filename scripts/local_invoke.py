@@ -38,9 +38,11 @@ def setup(endpoint):
         create(client(endpoint, region), TABLE, movies)
     create(client(endpoint, "us-east-1"), JOURNAL, [("pk", "S", "HASH"), ("sk", "S", "RANGE")])
     # us-west-1, Jaws' home, holds Jaws as it was before the update.
+    # us-east-1, where the app made the write, holds Jaws as it is after it.
     with open(EVENT) as f:
-        old = json.load(f)["Records"][0]["dynamodb"]["OldImage"]
-    client(endpoint, "us-west-1").put_item(TableName=TABLE, Item=old)
+        change = json.load(f)["Records"][0]["dynamodb"]
+    client(endpoint, "us-west-1").put_item(TableName=TABLE, Item=change["OldImage"])
+    client(endpoint, "us-east-1").put_item(TableName=TABLE, Item=change["NewImage"])
 
 
 def check(endpoint):

@@ -41,7 +41,7 @@ step_test() {
 }
 
 step_local_invoke() {
-    header "resolver under cargo lambda watch, invoked with events/foreign-write.json against moto"
+    header "resolver and rehome under cargo lambda watch, invoked with events/foreign-write.json and events/rehome-*.json against moto"
     bash scripts/local-invoke.sh
 }
 

@@ -83,6 +83,9 @@ pub struct Spec {
     pub seed: u64,
     /// Keep a readable timeline of what happens ([`Cluster::timeline`]).
     pub trace: bool,
+    /// The table's name on moto (default: unique per test); the journal is
+    /// `<name>-journal`.
+    pub table_name: Option<String>,
 }
 
 impl Spec {
@@ -105,6 +108,7 @@ impl Spec {
             latencies: BTreeMap::new(),
             seed: 0,
             trace: false,
+            table_name: None,
         }
     }
 
@@ -270,7 +274,10 @@ impl Cluster {
     /// # Panics
     /// When moto refuses the setup: a broken harness, not a test failure.
     pub async fn start(server: &MotoServer, test: &str, spec: Spec) -> Self {
-        let table = unique_table(test);
+        let table = spec
+            .table_name
+            .clone()
+            .unwrap_or_else(|| unique_table(test));
         let journal_table = format!("{table}-journal");
         let sdk = server.sdk_config().await;
         let regions: Vec<Region> = spec.regions.iter().map(|r| region(r)).collect();

@@ -669,3 +669,90 @@ async fn changing_the_home_attribute_through_the_router_moves_the_home_one_epoch
     c.settle().await;
     assert_eq!(converged(&c).await, items);
 }
+
+#[tokio::test]
+async fn key_prefix_homes_are_reconciled_and_never_rehomed() {
+    let spec = spec()
+        .env("HOME_STRATEGY", "key-prefix:pk")
+        .env("REHOME", "evacuated");
+    let mut c = Cluster::start(MotoServer::shared(), "key-prefix", spec).await;
+    let w = c.writer();
+    let pk = "us-east-1#user-42";
+    w.insert(
+        &region("us-east-1"),
+        item(&[("pk", s(pk)), ("city", s("Boston"))]),
+    )
+    .await
+    .unwrap();
+    c.settle().await;
+    // us-east-1 is evacuated, yet the item cannot move: the write is merged
+    // into its home, which keeps it.
+    write_evacuated(
+        &c.journal_store(),
+        &region("eu-west-1"),
+        &BTreeSet::from([region("us-east-1")]),
+    )
+    .await
+    .unwrap();
+    w.update(&region("eu-west-1"), &key(pk), |d| {
+        d.set("city", s("Dublin"));
+    })
+    .await
+    .unwrap();
+    c.settle().await;
+    let items = converged(&c).await;
+    assert_eq!(text(&items[&format!("pk={pk}")], "city"), "Dublin");
+    assert_eq!(stamped_home(&items[&format!("pk={pk}")]), None);
+    assert_eq!(
+        c.stats.by_region.get(&("eu-west-1".to_string(), "foreign")),
+        Some(&1)
+    );
+    // Asking to move one says why it cannot.
+    let homes = HomeStrategy::parse("key-prefix:pk", "_hw", "t").unwrap();
+    let router = Router::new(
+        c.writer(),
+        region("eu-west-1"),
+        Mode::Route,
+        homes,
+        c.journal_store(),
+        Evacuations::new(BTreeSet::new(), Duration::ZERO),
+    );
+    let err = router
+        .move_home(&key(pk), &region("eu-west-1"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("never re-homed"), "{err}");
+}
+
+#[tokio::test]
+async fn table_oriented_homes_come_from_the_table_name() {
+    let prefix = format!("orders{:08x}", rand::random::<u32>());
+    let mut spec = spec().env("HOME_STRATEGY", &format!("table:{prefix}-{{region}}"));
+    spec.table_name = Some(format!("{prefix}-us-west-2"));
+    let mut c = Cluster::start(MotoServer::shared(), "table-homes", spec).await;
+    let w = c.writer();
+    w.insert(
+        &region("us-west-2"),
+        item(&[("pk", s("order-1")), ("status", s("placed"))]),
+    )
+    .await
+    .unwrap();
+    c.settle().await;
+    w.update(&region("eu-west-1"), &key("order-1"), |d| {
+        d.set("status", s("paid"));
+    })
+    .await
+    .unwrap();
+    c.settle().await;
+    assert_eq!(text(&converged(&c).await["pk=order-1"], "status"), "paid");
+    assert_eq!(
+        c.stats.by_region.get(&("eu-west-1".to_string(), "foreign")),
+        Some(&1)
+    );
+    // The write made in the home Region is a home write.
+    assert!(c
+        .stats
+        .by_region
+        .get(&("us-west-2".to_string(), "home-write"))
+        .is_some());
+}
