@@ -753,6 +753,5 @@ async fn table_oriented_homes_come_from_the_table_name() {
     assert!(c
         .stats
         .by_region
-        .get(&("us-west-2".to_string(), "home-write"))
-        .is_some());
+        .contains_key(&("us-west-2".to_string(), "home-write")));
 }
