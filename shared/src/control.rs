@@ -14,6 +14,8 @@ use crate::store::{PutCondition, Store, StoreError};
 use crate::version::Home;
 
 const CONTROL_PK: &str = "homeward:control";
+/// Assignments cached at most (a function instance's memory stays bounded).
+const CACHE_ENTRIES: usize = 10_000;
 const EVACUATED_SK: &str = "evacuated";
 
 /// A key as stable text (`name=value|...`, names sorted): the journal's and
@@ -240,11 +242,20 @@ impl<S: Store> Assignments<S> {
             .await?
             .map(|i| decode_assignment(&i))
             .transpose()?;
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(text, (Instant::now(), found.clone()));
+        self.remember(text, found.clone());
         Ok(found)
+    }
+
+    /// Caches an assignment; the cache stays small (stale entries go first).
+    fn remember(&self, text: String, found: Option<Assignment>) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_ENTRIES {
+            cache.retain(|_, (at, _)| at.elapsed() < self.cache_ttl);
+            if cache.len() >= CACHE_ENTRIES {
+                cache.clear();
+            }
+        }
+        cache.insert(text, (Instant::now(), found));
     }
 
     /// Claims the item for `region` when it has no live assignment; renews
@@ -278,6 +289,34 @@ impl<S: Store> Assignments<S> {
             }
         }
         self.fresh(key).await?.ok_or(AssignError::Missing)
+    }
+
+    /// Extends the lease of `region`, which must hold the assignment.
+    ///
+    /// # Errors
+    /// [`AssignError::Fenced`] when another Region holds it (or it moved),
+    /// [`AssignError::Missing`] when there is none.
+    pub async fn renew(
+        &self,
+        key: &Item,
+        region: &Region,
+        now_ms: u64,
+    ) -> Result<Assignment, AssignError> {
+        let current = self.fresh(key).await?.ok_or(AssignError::Missing)?;
+        if &current.home.region != region {
+            return Err(AssignError::Fenced { current });
+        }
+        let condition = PutCondition::AttributeIs("epoch".into(), n(current.home.epoch));
+        match self
+            .write(key, region, current.home.epoch, now_ms, &condition)
+            .await
+        {
+            Err(AssignError::Store(StoreError::ConditionFailed)) => match self.fresh(key).await? {
+                Some(current) => Err(AssignError::Fenced { current }),
+                None => Err(AssignError::Missing),
+            },
+            other => other,
+        }
     }
 
     /// Moves the item to `region` if its assignment is still at
@@ -330,10 +369,7 @@ impl<S: Store> Assignments<S> {
         self.store
             .put(&self.control_region, &record, condition)
             .await?;
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(text, (Instant::now(), Some(assignment.clone())));
+        self.remember(text, Some(assignment.clone()));
         Ok(assignment)
     }
 }

@@ -365,14 +365,24 @@ async fn negotiated_assignments_claim_renew_move_and_fence_stale_writers() {
         .await
         .unwrap();
     assert_eq!(held.home, Home::new(region("eu-west-1"), 1));
-    // Renewal by the holder keeps the epoch.
-    let renewed = west
-        .assignments()
-        .unwrap()
-        .claim(&key("cart-7"), &region("eu-west-1"), 10)
+    // Renewal by the holder keeps the epoch and extends the lease; a
+    // Region that does not hold it cannot renew it.
+    let holder = west.assignments().unwrap();
+    let later = held.lease_until_ms - 1;
+    let renewed = holder
+        .renew(&key("cart-7"), &region("eu-west-1"), later)
         .await
         .unwrap();
     assert_eq!(renewed.home.epoch, 1);
+    assert!(renewed.lease_until_ms > held.lease_until_ms);
+    let not_holder = a.renew(&key("cart-7"), &region("us-east-1"), 10).await;
+    assert!(
+        matches!(
+            not_holder,
+            Err(homeward::control::AssignError::Fenced { .. })
+        ),
+        "{not_holder:?}"
+    );
     c.settle().await;
     // East caches the assignment, then west moves the item to us-east-1:
     // a move fenced on the epoch; a second mover with the old epoch loses.
