@@ -1,6 +1,8 @@
 //! Lambda entry point: configuration (the resolver's variables plus
 //! `REGIONS`), clients, then one request per invocation.
 
+// The handler future nests the SDK's deeply; the default limit is too low
+// for its layout computation.
 #![recursion_limit = "256"]
 
 use std::time::Duration;
