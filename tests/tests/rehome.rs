@@ -561,6 +561,25 @@ async fn the_rehome_function_evacuates_idempotently_reports_and_refuses_bad_requ
             .unwrap()
             .is_empty()
     );
+    // A key prefix, in pages of 3: every user to eu-west-1; twice.
+    c.settle().await;
+    let prefix = json!({"op": "move-prefix", "prefix": "user-", "to": "eu-west-1", "page_size": 3});
+    let moved = op
+        .run(Request::parse(prefix.clone()).unwrap(), far)
+        .await
+        .unwrap();
+    assert_eq!(
+        (moved.moved, moved.already, moved.done),
+        (6, 1, true),
+        "{moved:?}"
+    );
+    c.settle().await;
+    let again = op.run(Request::parse(prefix).unwrap(), far).await.unwrap();
+    assert_eq!((again.moved, again.already), (0, 7), "{again:?}");
+    let items = converged(&c).await;
+    assert!(items
+        .values()
+        .all(|u| text(u, "home_region") == "eu-west-1"));
 }
 
 /// The cluster's store with one Region that does not answer (as after the
@@ -732,6 +751,19 @@ async fn key_prefix_homes_are_reconciled_and_never_rehomed() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("never re-homed"), "{err}");
+    // The rehome function counts such items as fixed and moves nothing.
+    let op = Operator {
+        router,
+        control: c.journal_store(),
+        regions: REGIONS.iter().map(|r| region(r)).collect(),
+    };
+    let far = Instant::now() + Duration::from_secs(60);
+    let evacuate = json!({"op": "evacuate", "region": "us-east-1", "to": "eu-west-1"});
+    let progress = op
+        .run(Request::parse(evacuate).unwrap(), far)
+        .await
+        .unwrap();
+    assert_eq!((progress.fixed, progress.moved), (1, 0), "{progress:?}");
 }
 
 #[tokio::test]
