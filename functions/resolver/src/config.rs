@@ -142,7 +142,10 @@ impl Config {
             ),
             None => Duration::from_secs(5),
         };
-        let assignment_region = match (&homes.source, var("ASSIGNMENT_REGION")) {
+        let assignment_region = match (
+            &homes.source,
+            var("ASSIGNMENT_REGION").filter(|r| !r.is_empty()),
+        ) {
             (HomeSource::Negotiated, None) => {
                 return Err(bad("ASSIGNMENT_REGION")(
                     "must be set for HOME_STRATEGY=negotiated".into(),
@@ -242,6 +245,11 @@ mod tests {
         assert_eq!(c.homes, HomeStrategy::default());
         assert_eq!(c.rehome, Trigger::Evacuated);
         assert!(c.evacuated.is_empty());
+        // The template passes empty values for unset parameters.
+        let mut empty = BASE.to_vec();
+        empty.extend([("ASSIGNMENT_REGION", ""), ("EVACUATED_REGIONS", "")]);
+        let c = load(&empty).unwrap();
+        assert_eq!((c.assignment_region, c.evacuated.len()), (None, 0));
     }
 
     #[test]
