@@ -2,7 +2,7 @@
 //! triggers, failover to an evacuated Region's neighbour, racing re-homes,
 //! the writer's routing, negotiated assignments and the rehome function.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use homeward::control::{write_evacuated, Evacuations};
@@ -10,41 +10,11 @@ use homeward::home::HomeStrategy;
 use homeward::routing::{Mode, Router};
 use homeward::{Home, Region};
 use homeward_tests::cluster::{Cluster, SimStore, Spec};
+use homeward_tests::fixtures::{converged, item, key, region, s, text, REGIONS};
 use homeward_tests::MotoServer;
 use rehome::{Operator, Request};
 use serde_dynamo::{AttributeValue, Item};
 use serde_json::json;
-
-const REGIONS: [&str; 3] = ["us-east-1", "us-west-2", "eu-west-1"];
-
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn key(pk: &str) -> Item {
-    Item::from(std::collections::HashMap::from([("pk".to_string(), s(pk))]))
-}
-
-fn item(pairs: &[(&str, AttributeValue)]) -> Item {
-    Item::from(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect::<std::collections::HashMap<_, _>>(),
-    )
-}
-
-fn region(name: &str) -> Region {
-    Region::parse(name).unwrap()
-}
-
-fn text(item: &Item, name: &str) -> String {
-    match item.get(name) {
-        Some(AttributeValue::S(v)) => v.clone(),
-        Some(AttributeValue::N(v)) => v.clone(),
-        other => panic!("`{name}` is {other:?} in {item:?}"),
-    }
-}
 
 /// The home the stamp records (`h`, `e`), if any.
 fn stamped_home(item: &Item) -> Option<(String, String)> {
@@ -55,14 +25,6 @@ fn stamped_home(item: &Item) -> Option<(String, String)> {
         (Some(AttributeValue::S(h)), Some(AttributeValue::N(e))) => Some((h.clone(), e.clone())),
         _ => None,
     }
-}
-
-async fn converged(c: &Cluster) -> BTreeMap<String, Item> {
-    let first = c.items(REGIONS[0]).await;
-    for r in &REGIONS[1..] {
-        assert_eq!(c.items(r).await, first, "{r} differs from {}", REGIONS[0]);
-    }
-    first
 }
 
 async fn journal_kinds(c: &Cluster) -> Vec<String> {

@@ -3,46 +3,13 @@
 //! links), each Region's resolver fed from its own stream as Lambda would.
 //! Each test checks one guarantee of the conflict model (G1-G7).
 
-use std::collections::BTreeMap;
-
 use homeward_tests::cluster::{Cluster, Spec};
+use homeward_tests::fixtures::{converged, item, key, region, s, text, REGIONS};
 use homeward_tests::MotoServer;
 use serde_dynamo::{AttributeValue, Item};
 
-const REGIONS: [&str; 3] = ["us-east-1", "us-west-2", "eu-west-1"];
-
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
 fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
-}
-
-fn key(pk: &str) -> Item {
-    Item::from(std::collections::HashMap::from([("pk".to_string(), s(pk))]))
-}
-
-fn item(pairs: &[(&str, AttributeValue)]) -> Item {
-    Item::from(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect::<std::collections::HashMap<_, _>>(),
-    )
-}
-
-fn region(name: &str) -> homeward::Region {
-    homeward::Region::parse(name).unwrap()
-}
-
-/// Every Region holds the same items, and they are returned.
-async fn converged(c: &Cluster) -> BTreeMap<String, Item> {
-    let first = c.items(REGIONS[0]).await;
-    for r in &REGIONS[1..] {
-        assert_eq!(c.items(r).await, first, "{r} differs from {}", REGIONS[0]);
-    }
-    first
 }
 
 async fn all_journal(c: &Cluster) -> Vec<(String, Item)> {
@@ -51,14 +18,6 @@ async fn all_journal(c: &Cluster) -> Vec<(String, Item)> {
         out.extend(c.journal(r).await.into_iter().map(|e| (r.to_string(), e)));
     }
     out
-}
-
-fn text(item: &Item, name: &str) -> String {
-    match item.get(name) {
-        Some(AttributeValue::S(v)) => v.clone(),
-        Some(AttributeValue::N(v)) => v.clone(),
-        other => panic!("`{name}` is {other:?}"),
-    }
 }
 
 /// G3, the seed: foo changed in us-east-1, bar in us-west-2, concurrently;
