@@ -243,6 +243,20 @@ impl Trigger {
     }
 }
 
+/// As configured (`after:N` with its window in ms).
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trigger::Never => f.write_str("never"),
+            Trigger::Evacuated => f.write_str("evacuated"),
+            Trigger::Always => f.write_str("always"),
+            Trigger::After { writes, window_ms } => {
+                write!(f, "after:{writes} within {window_ms} ms")
+            }
+        }
+    }
+}
+
 /// What the home copy does about one foreign write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HomeChange {

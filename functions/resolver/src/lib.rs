@@ -144,11 +144,22 @@ impl<S: Store, J: Store> Resolver<S, J> {
         triaged: Triaged,
     ) -> Result<Triaged, RecordError> {
         let c = &self.config;
-        let new = match triaged.new {
-            Some(new) => new,
-            None => full(record.dynamodb.new_image.as_deref(), "new")?.unwrap_or_default(),
+        // The stamp's home is in the header fields the partial image holds.
+        let header = match &triaged.new {
+            Some(_) => None,
+            None => record
+                .dynamodb
+                .new_image
+                .as_deref()
+                .map(|raw| event::partial_image(raw, &[], &c.schema.stamp_attribute))
+                .transpose()
+                .map_err(|e| RecordError::Image("new", e.to_string()))?,
         };
-        let stamped = c.homes.home_of(&new).map_err(RecordError::Home)?;
+        let image = triaged.new.as_ref().or(header.as_ref());
+        let stamped = match image {
+            Some(image) => c.homes.home_of(image).map_err(RecordError::Home)?,
+            None => None,
+        };
         let key = &record.dynamodb.keys;
         let mut assigned = assignments.lookup(key).await?;
         if let (Some(a), Some(s)) = (&assigned, &stamped) {
@@ -162,19 +173,27 @@ impl<S: Store, J: Store> Resolver<S, J> {
             (Some(a), _) => Some(a.home),
             (None, s) => s,
         };
-        let class = match home {
-            Some(h) if h.region != c.region => Class::Foreign { home: h.region },
-            _ => Class::HomeWrite,
-        };
-        let old = match triaged.old {
-            Some(old) => Some(old),
-            None => full(record.dynamodb.old_image.as_deref(), "old")?,
-        };
-        Ok(Triaged {
-            class,
-            new: Some(new),
-            old,
-        })
+        match home {
+            Some(h) if h.region != c.region => {
+                // A foreign write needs its images whole.
+                let (new, old) = match triaged.new {
+                    Some(new) => (new, triaged.old),
+                    None => (
+                        full(record.dynamodb.new_image.as_deref(), "new")?.unwrap_or_default(),
+                        full(record.dynamodb.old_image.as_deref(), "old")?,
+                    ),
+                };
+                Ok(Triaged {
+                    class: Class::Foreign { home: h.region },
+                    new: Some(new),
+                    old,
+                })
+            }
+            _ => Ok(Triaged {
+                class: Class::HomeWrite,
+                ..triaged
+            }),
+        }
     }
 
     /// Processes a batch; the response lists every record that failed.
@@ -551,7 +570,10 @@ impl<S: Store, J: Store> Resolver<S, J> {
             if let (Some(b), false, false) = (&base, was_guess, failover) {
                 let says = c.homes.home_of_version(b).map_err(RecordError::Home)?;
                 if let Some(h) = says.filter(|h| h.region != target) {
-                    if hops < MAX_HOPS && best.as_ref().is_none_or(|best| h.epoch > best.epoch) {
+                    let newer = best
+                        .as_ref()
+                        .is_none_or(|b| (h.epoch, &h.region) > (b.epoch, &b.region));
+                    if hops < MAX_HOPS && newer {
                         tracing::debug!(from = %target, to = %h.region, "the home moved; following it");
                         hops += 1;
                         attempt -= 1;
@@ -609,7 +631,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
                         let why = if gone {
                             format!("{} is evacuated", current.region)
                         } else {
-                            format!("REHOME={}", trigger_text(c.rehome))
+                            format!("REHOME={}", c.rehome)
                         };
                         moved = Some((current, to.clone(), why));
                         new_home = Some(to);
@@ -801,15 +823,6 @@ fn with_home(
         draft.set(name, AttributeValue::S(region.to_string()));
     }
     Ok(apply(&merged, &draft, ctx, &c.merger, &c.schema, new_home)?)
-}
-
-fn trigger_text(trigger: Trigger) -> String {
-    match trigger {
-        Trigger::Never => "never".into(),
-        Trigger::Evacuated => "evacuated".into(),
-        Trigger::Always => "always".into(),
-        Trigger::After { writes, window_ms } => format!("after:{writes} within {window_ms} ms"),
-    }
 }
 
 /// A whole image of a record, decoded.
