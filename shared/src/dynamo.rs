@@ -80,11 +80,14 @@ where
     if code == "ValidationException" {
         return StoreError::Rejected(message);
     }
+    if matches!(err, SdkError::TimeoutError(_)) {
+        return StoreError::TimedOut {
+            region: region.to_string(),
+        };
+    }
     let status = err.raw_response().map(|r| r.status().as_u16());
     let retryable = match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
         _ => {
             status.is_some_and(|s| s >= 500)
                 || matches!(

@@ -57,6 +57,11 @@ pub enum StoreError {
     /// retrying cannot help.
     #[error("DynamoDB rejected the request: {0}")]
     Rejected(String),
+    /// The call did not answer in time (the SDK's attempt or operation
+    /// timeout, or the resolver's bound on the time left). Ambiguous: the
+    /// call may have taken effect. Retryable.
+    #[error("DynamoDB call timed out in {region} (it may have taken effect)")]
+    TimedOut { region: String },
     /// Anything else; `retryable` for throttling, 5xx and timeouts left
     /// over after the SDK's own retries.
     #[error("DynamoDB call failed in {region} (retryable: {retryable}): {message}")]
@@ -70,13 +75,16 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Transient errors (throttling, 5xx, timeouts) may succeed when tried
+    /// again; the others (a rejected request, a failed condition) will not.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            StoreError::Service {
-                retryable: true,
-                ..
-            }
+            StoreError::TimedOut { .. }
+                | StoreError::Service {
+                    retryable: true,
+                    ..
+                }
         )
     }
 }

@@ -143,8 +143,11 @@ pub struct Progress {
     pub already: usize,
     /// Items whose home cannot move (key-prefix or table homes), with why.
     pub fixed: usize,
-    /// Items that failed, by key, with the error; the others went on.
+    /// Items that failed, by key text, with the error (the first
+    /// [`MAX_FAILED_LISTED`]); the others went on.
     pub failed: BTreeMap<String, String>,
+    /// How many failed in all (the list above is bounded).
+    pub failed_total: usize,
     /// Items per home Region (`report`; `none` for items without a home).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub homes: BTreeMap<String, usize>,
@@ -154,6 +157,19 @@ pub struct Progress {
     pub evacuated: BTreeMap<String, Vec<String>>,
     pub next: Option<serde_json::Value>,
     pub done: bool,
+}
+
+/// How many failures a report lists by key (the answer stays small).
+pub const MAX_FAILED_LISTED: usize = 100;
+
+impl Progress {
+    /// Records a failure, listing it while the list has room.
+    fn fail(&mut self, what: String, error: String) {
+        self.failed_total += 1;
+        if self.failed.len() < MAX_FAILED_LISTED {
+            self.failed.insert(what, error);
+        }
+    }
 }
 
 /// The rehome function of one Region.
@@ -225,14 +241,16 @@ impl<S: Store, C: Store> Operator<S, C> {
                 let key = match schema.key_of(item) {
                     Ok(k) => Item::from(k.into_iter().collect::<HashMap<_, _>>()),
                     Err(e) => {
-                        progress.failed.insert(format!("{item:?}"), e.to_string());
+                        // No key to name it by: its place in the scan.
+                        let at = format!("item {} of the scan", progress.scanned);
+                        progress.fail(at, e.to_string());
                         continue;
                     }
                 };
                 let home = match homes.home_of(item) {
                     Ok(h) => h,
                     Err(e) => {
-                        progress.failed.insert(key_text(&key), e);
+                        progress.fail(key_text(&key), e);
                         continue;
                     }
                 };
@@ -257,7 +275,7 @@ impl<S: Store, C: Store> Operator<S, C> {
                     Ok(r) if r.moved => progress.moved += 1,
                     Ok(_) => progress.already += 1,
                     Err(e) => {
-                        progress.failed.insert(key_text(&key), e.to_string());
+                        progress.fail(key_text(&key), e.to_string());
                     }
                 }
             }
@@ -311,9 +329,7 @@ impl<S: Store, C: Store> Operator<S, C> {
                     );
                 }
                 Err(e) => {
-                    progress
-                        .failed
-                        .insert(format!("control item in {r}"), e.to_string());
+                    progress.fail(format!("control item in {r}"), e.to_string());
                     last_error = Some(e);
                 }
             }

@@ -73,6 +73,9 @@ pub struct Config {
     /// For `negotiated` homes: the Region whose journal table holds the
     /// assignments.
     pub assignment_region: Option<Region>,
+    /// Whether log lines may name item keys (`LOG_KEYS=true`); by default
+    /// they name a short hash of the key.
+    pub log_keys: bool,
 }
 
 impl Config {
@@ -175,15 +178,9 @@ impl Config {
             Some(d) => parse_number(&d, 1, 3650).map_err(bad("JOURNAL_TTL_DAYS"))? as u64,
             None => 30,
         };
-        let journal_unattributed = match var("JOURNAL_UNATTRIBUTED").as_deref() {
-            None | Some("true") => true,
-            Some("false") => false,
-            Some(other) => {
-                return Err(bad("JOURNAL_UNATTRIBUTED")(format!(
-                    "`{other}` is not true or false"
-                )))
-            }
-        };
+        let journal_unattributed =
+            parse_bool(var("JOURNAL_UNATTRIBUTED"), true).map_err(bad("JOURNAL_UNATTRIBUTED"))?;
+        let log_keys = parse_bool(var("LOG_KEYS"), false).map_err(bad("LOG_KEYS"))?;
         let concurrency = match var("CONCURRENCY") {
             Some(c) => parse_number(&c, 1, 1024).map_err(bad("CONCURRENCY"))?,
             None => 32,
@@ -203,7 +200,17 @@ impl Config {
             evacuated,
             control_refresh,
             assignment_region,
+            log_keys,
         })
+    }
+}
+
+fn parse_bool(text: Option<String>, default: bool) -> Result<bool, String> {
+    match text.as_deref() {
+        None | Some("") => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => Err(format!("`{other}` is not true or false")),
     }
 }
 

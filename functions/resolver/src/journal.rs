@@ -5,16 +5,23 @@
 //! Table layout: `pk` (S) = `<table>#<item key>`, `sk` (S) =
 //! `<kind>#<dot>[#<dot>]` (or `<kind>#seq#<sequence number>` when no dot
 //! exists), plus `expires` (N, epoch seconds) for DynamoDB TTL.
+//!
+//! An entry always fits DynamoDB's 400 KB item limit: versions beyond
+//! 300 KB keep only the attributes that differ, and what still does not
+//! fit (a merged stamp full of siblings, a long explanation) is dropped
+//! with a flag saying so, so the entry itself can always be written.
 
 use std::collections::HashMap;
 
 use homeward::merge::Explanation;
-use homeward::size::{item_size, value_size};
+use homeward::size::{item_size, value_size, MAX_ITEM_BYTES};
 use serde_dynamo::{AttributeValue, Item};
 
 /// What the journal keeps of the versions involved, at most this big;
 /// beyond it only the attributes that differ between them are kept.
 const MAX_VERSIONS_BYTES: usize = 300 * 1024;
+/// Room kept under the item limit for the entry's own fields.
+const ENTRY_LIMIT: usize = MAX_ITEM_BYTES - 1024;
 
 /// One conflict, ready to be written.
 #[derive(Debug, Clone)]
@@ -31,6 +38,9 @@ pub struct Entry<'a> {
     pub regions: Vec<String>,
     /// Named versions (`new`, `old`, `home`), stamp included.
     pub versions: Vec<(&'a str, &'a Item)>,
+    /// Images that are not DynamoDB items (quarantined records), as the
+    /// raw JSON text the stream gave.
+    pub raw_images: Vec<(&'a str, &'a str)>,
     pub merged_stamp: Option<AttributeValue>,
     pub explanation: Option<&'a Explanation>,
     pub reason: Option<String>,
@@ -42,8 +52,25 @@ pub struct Entry<'a> {
 pub use homeward::control::key_text;
 
 impl Entry<'_> {
-    /// The journal item.
+    /// The journal item, within DynamoDB's item limit.
     pub fn to_item(&self) -> Item {
+        let mut item = self.whole_item();
+        let mut dropped = Vec::new();
+        for field in ["merged_stamp", "explanation", "raw_images"] {
+            if item_size(&item) <= ENTRY_LIMIT {
+                break;
+            }
+            if item.remove(field).is_some() {
+                dropped.push(AttributeValue::S(field.to_owned()));
+            }
+        }
+        if !dropped.is_empty() {
+            item.insert("dropped_for_size".into(), AttributeValue::L(dropped));
+        }
+        item
+    }
+
+    fn whole_item(&self) -> Item {
         let mut m: HashMap<String, AttributeValue> = HashMap::new();
         let s = |v: &str| AttributeValue::S(v.to_owned());
         m.insert(
@@ -68,6 +95,19 @@ impl Entry<'_> {
             m.insert("regions".into(), AttributeValue::Ss(regions));
         }
         m.insert("versions".into(), self.versions_value());
+        if !self.raw_images.is_empty() {
+            let mut budget = MAX_VERSIONS_BYTES;
+            let raw = self
+                .raw_images
+                .iter()
+                .map(|(name, text)| {
+                    let kept = truncate(text, budget);
+                    budget -= kept.len();
+                    (name.to_string(), s(kept))
+                })
+                .collect();
+            m.insert("raw_images".into(), AttributeValue::M(raw));
+        }
         if let Some(stamp) = &self.merged_stamp {
             m.insert("merged_stamp".into(), stamp.clone());
         }
@@ -153,4 +193,16 @@ impl Entry<'_> {
         );
         AttributeValue::M(out)
     }
+}
+
+/// The longest prefix of `text` of at most `max` bytes, cut at a character.
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }

@@ -12,8 +12,13 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     // Custom merge rules are registered here by name (see the README).
     let config = Config::from_env(&Registry::new())?;
-    // AWS_ENDPOINT_URL (e.g. moto) and the SDK's retry/timeout settings apply.
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // AWS_ENDPOINT_URL (e.g. moto) and the SDK's standard retries apply.
+    // The SDK sets no attempt or operation timeout by default: a hung call
+    // would wait for the Lambda timeout and fail the whole batch.
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(resolver::calls::sdk_timeouts())
+        .load()
+        .await;
     let table = DynamoStore::new(sdk.clone(), &config.table, config.schema.clone());
     let journal = DynamoStore::new(sdk, &config.journal_table, Schema::new("pk", Some("sk")));
     let resolver = Resolver::new(config, table, journal);

@@ -138,6 +138,7 @@ fn huge_versions_keep_only_what_differs() {
         home: None,
         regions: vec![],
         versions: vec![("old", &a), ("new", &b)],
+        raw_images: vec![],
         merged_stamp: None,
         explanation: None,
         reason: None,

@@ -1,0 +1,394 @@
+//! Merging into the home copy: read (or guess) the home copy, merge the
+//! incoming versions, decide whether the home moves, journal the conflict,
+//! then write conditionally on the version read, retrying with jittered
+//! backoff while the invocation's time allows.
+//!
+//! The journal entry is written BEFORE the home put: once the home copy
+//! holds the merge, a redelivered record finds nothing left to do and would
+//! never journal the conflict. The entry is keyed by the dots involved, so
+//! writing it again (a retry, a redelivery) is harmless.
+
+use homeward::classify::ClassifyError;
+use homeward::edit::{adopt_unstamped, apply, restamp, WriteContext};
+use homeward::home::{decide, ForeignWrite, HomeChange};
+use homeward::merge::Explanation;
+use homeward::size::{item_size, MAX_ITEM_BYTES};
+use homeward::{Draft, Home, PutCondition, Region, Store, StoreError, Version, WriterKind};
+use serde_dynamo::{AttributeValue, Item};
+
+use crate::calls::Budget;
+use crate::journal::Entry;
+use crate::{now_ms, Config, RecordError, Resolver};
+
+/// How many times a merge follows an item whose home moved on.
+const MAX_HOPS: u32 = 3;
+
+/// A foreign write that may move its item's home.
+pub(crate) struct MoveAsk {
+    /// The home the write was made against (the epoch fences it).
+    pub seen: Option<Home>,
+    /// The write's dot counter and time (counted once towards `after N`).
+    pub counter: u64,
+    pub time_ms: u64,
+}
+
+/// When a merge is journaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum When {
+    /// Every time (clobbers, rejected writes): also when nothing is left
+    /// to write, with the second action name.
+    Always,
+    /// Only when a rule decided among concurrent edits (or windows were
+    /// disjoint), before the write that settles it.
+    OnConflict,
+}
+
+/// The journal entry a merge owes.
+pub(crate) struct JournalPlan<'a> {
+    pub kind: &'static str,
+    pub identity: String,
+    pub regions: Vec<String>,
+    pub versions: Vec<(&'static str, &'a Item)>,
+    pub home: Region,
+    pub when: When,
+    /// The action when the merge is written, and when it was already there.
+    pub actions: (&'static str, &'static str),
+    /// A re-home is journaled under this write's dot.
+    pub move_identity: Option<String>,
+}
+
+/// The result of a merge into the home copy.
+pub(crate) struct HomeMerge {
+    pub wrote: bool,
+    /// Whether a new journal entry was written.
+    pub journaled: bool,
+}
+
+impl<S: Store, J: Store> Resolver<S, J> {
+    /// Merges `incoming` into the current copy in `home` and writes the
+    /// result there conditionally on the version read (retrying when it
+    /// changed). With `revert`, the home's values are then written back
+    /// over the merge, so the incoming edits are known but lose (`reject`).
+    /// A home copy that says the item moved is followed to its new home.
+    /// With `ask`, the write may move the item's home here ([`decide`]):
+    /// in the same conditional write, at the home copy; or, when the home
+    /// is evacuated, at this Region's copy, which takes over. The entries
+    /// `plan` asks for are journaled before the write.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn merge_into_home(
+        &self,
+        key: &Item,
+        incoming: &[&Version],
+        revert: bool,
+        mut presumed: Option<Version>,
+        ask: Option<MoveAsk>,
+        plan: &JournalPlan<'_>,
+        budget: Budget,
+    ) -> Result<HomeMerge, RecordError> {
+        let c = &self.config;
+        let mut target = plan.home.clone();
+        // The newest home seen on the way (epochs only go up).
+        let mut best: Option<Home> = None;
+        let mut hops = 0;
+        let mut attempt = 0;
+        let mut journaled = false;
+        loop {
+            attempt += 1;
+            let evacuated = if ask.is_some() {
+                tokio::time::timeout(
+                    budget.left(),
+                    self.evacuations.current(&self.journal, &c.region),
+                )
+                .await
+                .map_err(|_| StoreError::TimedOut {
+                    region: c.region.to_string(),
+                })?
+            } else {
+                Default::default()
+            };
+            // Failover: the home is evacuated, so this Region adopts the
+            // item; its own copy (which holds the write) is the base.
+            let failover = ask.is_some() && evacuated.contains(&target);
+            let write_region = if failover {
+                presumed = None;
+                c.region.clone()
+            } else {
+                target.clone()
+            };
+            let ctx = WriteContext {
+                region: write_region.clone(),
+                time_ms: now_ms(),
+                nonce: rand::random(),
+                by: WriterKind::Resolver,
+            };
+            // First try the version this Region held before the write (the
+            // record's old image): when replication is caught up it is the
+            // home copy, and the write's condition proves it, saving a
+            // cross-Region read. Otherwise read the home copy.
+            let guessed = presumed.take();
+            let was_guess = guessed.is_some();
+            let current = match guessed {
+                Some(_) => None,
+                None => {
+                    budget
+                        .retrying(&write_region, || self.table.get(&write_region, key))
+                        .await?
+                }
+            };
+            let (base, condition) = match (guessed, &current) {
+                (Some(guess), _) => {
+                    let dot = guess.header.dot().encode();
+                    (Some(guess), PutCondition::DotIs(dot))
+                }
+                (None, current) => match current {
+                    None => (None, PutCondition::NotExists),
+                    Some(item) if item.contains_key(&c.schema.stamp_attribute) => {
+                        let base = c.schema.decode(item)?;
+                        let dot = base.header.dot().encode();
+                        (Some(base), PutCondition::DotIs(dot))
+                    }
+                    Some(item) => {
+                        // A legacy copy without a stamp: adopt it as a write of
+                        // the home, concurrent with everything incoming.
+                        let (empty, draft) = adopt_unstamped(item, &ctx, &c.schema)?;
+                        let adopted = apply(&empty, &draft, &ctx, &c.merger, &c.schema, None)?;
+                        (Some(adopted), PutCondition::Unstamped)
+                    }
+                },
+            };
+            // The home copy says the item moved on (a newer home than any
+            // seen so far): merge there instead. An older one is a copy
+            // that replication has not caught up yet: the newest home seen
+            // still holds.
+            if let (Some(b), false, false) = (&base, was_guess, failover) {
+                let says = c.homes.home_of_version(b).map_err(RecordError::Home)?;
+                if let Some(h) = says.filter(|h| h.region != target) {
+                    let newer = best
+                        .as_ref()
+                        .is_none_or(|b| (h.epoch, &h.region) > (b.epoch, &b.region));
+                    if hops < MAX_HOPS && newer {
+                        tracing::debug!(from = %target, to = %h.region, "the home moved; following it");
+                        hops += 1;
+                        attempt -= 1;
+                        target = h.region.clone();
+                        best = Some(h);
+                        continue;
+                    }
+                }
+            }
+            let mut explanation = Explanation::default();
+            let mut merged: Option<Version> = base.clone();
+            for version in incoming {
+                merged = Some(match merged {
+                    None => (*version).clone(),
+                    Some(acc) => {
+                        let m = c.merger.merge_into(acc, version);
+                        explanation.attributes.extend(m.explanation.attributes);
+                        explanation
+                            .disjoint_windows
+                            .extend(m.explanation.disjoint_windows);
+                        m.version
+                    }
+                });
+            }
+            let Some(merged) = merged else {
+                return Err(RecordError::Malformed(ClassifyError::MissingImage(
+                    "merge", "any",
+                )));
+            };
+            let covered = condition != PutCondition::Unstamped
+                && base.as_ref().is_some_and(|b| b.covers(&merged));
+            // Where the item's home goes with this write.
+            let mut new_home: Option<Home> = None;
+            let mut moved = None;
+            let merged_home = c
+                .homes
+                .home_of_version(&merged)
+                .map_err(RecordError::Home)?;
+            // A copy behind the move learns the newest home now.
+            let known = Home::join(merged_home.clone(), best.clone());
+            if c.homes.can_rehome() && known != merged_home {
+                new_home = known.clone();
+            }
+            if let Some(ask) = &ask {
+                let current = known.unwrap_or_else(|| Home::new(target.clone(), 0));
+                let gone = evacuated.contains(&current.region);
+                let write = ForeignWrite {
+                    region: &c.region,
+                    counter: ask.counter,
+                    time_ms: ask.time_ms,
+                    seen: ask.seen.as_ref(),
+                };
+                match decide(c.rehome, &current, write, gone) {
+                    HomeChange::Move(to) => {
+                        let why = if gone {
+                            format!("{} is evacuated", current.region)
+                        } else {
+                            format!("REHOME={}", c.rehome)
+                        };
+                        moved = Some((current, to.clone(), why));
+                        new_home = Some(to);
+                    }
+                    // Counting towards `after N` (even when replication
+                    // brought the write here first; once per write).
+                    HomeChange::Stay(h) if h.pending != current.pending => {
+                        new_home = Some(h);
+                    }
+                    HomeChange::Stay(_) => {}
+                }
+            }
+            if covered && new_home.is_none() {
+                if was_guess {
+                    // Nothing to add to the guess; only the home copy itself
+                    // can tell whether nothing is owed.
+                    continue;
+                }
+                if plan.when == When::Always {
+                    journaled |= self
+                        .journal_with(
+                            self.plan_entry(key, plan, plan.actions.1, None, &explanation),
+                            budget,
+                        )
+                        .await?;
+                }
+                return Ok(HomeMerge {
+                    wrote: false,
+                    journaled,
+                });
+            }
+            let next = match (&base, revert) {
+                (Some(base), true) => revert_to(base, &merged, &ctx, c)?,
+                _ => with_home(merged, new_home, &ctx, c)?,
+            };
+            let item = c.schema.encode(&next);
+            let bytes = item_size(&item);
+            if bytes > MAX_ITEM_BYTES {
+                return Err(RecordError::TooLarge { bytes });
+            }
+            // Journal first: once the home copy holds the merge, nothing
+            // would tell a redelivery that the conflict is unjournaled.
+            let stamp = item.get(&c.schema.stamp_attribute).cloned();
+            if let (Some((from, to, why)), Some(identity)) = (&moved, &plan.move_identity) {
+                let entry = Entry {
+                    identity: identity.clone(),
+                    action: "rehomed",
+                    regions: vec![from.region.to_string(), to.region.to_string()],
+                    versions: plan.versions.clone(),
+                    merged_stamp: stamp.clone(),
+                    reason: Some(format!(
+                        "home moved from {} (epoch {}) to {} (epoch {}): {why}",
+                        from.region, from.epoch, to.region, to.epoch
+                    )),
+                    ..self.entry(key, "rehome", Some(&from.region))
+                };
+                journaled |= self.journal_with(entry, budget).await?;
+            }
+            let conflict =
+                explanation.has_conflict() || !explanation.disjoint_windows.is_empty();
+            if plan.when == When::Always || conflict {
+                journaled |= self
+                    .journal_with(
+                        self.plan_entry(key, plan, plan.actions.0, stamp, &explanation),
+                        budget,
+                    )
+                    .await?;
+            }
+            match budget
+                .retrying(&write_region, || {
+                    self.table.put(&write_region, &item, &condition)
+                })
+                .await
+            {
+                Ok(()) => {
+                    if let Some((from, to, why)) = &moved {
+                        tracing::info!(key = %self.log_key(key), from = %from.region, to = %to.region, epoch = to.epoch, why, "re-homed");
+                    }
+                    return Ok(HomeMerge {
+                        wrote: true,
+                        journaled,
+                    });
+                }
+                // A wrong guess is not contention: read the home copy at once.
+                Err(StoreError::ConditionFailed) if was_guess => {}
+                Err(StoreError::ConditionFailed) => {
+                    tracing::debug!(attempt, home = %write_region, "home copy changed under the merge; retrying");
+                    if !budget.backoff(attempt).await {
+                        return Err(RecordError::Contended(attempt));
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn plan_entry<'a>(
+        &'a self,
+        key: &'a Item,
+        plan: &'a JournalPlan<'a>,
+        action: &'static str,
+        merged_stamp: Option<AttributeValue>,
+        explanation: &'a Explanation,
+    ) -> Entry<'a> {
+        Entry {
+            identity: plan.identity.clone(),
+            action,
+            regions: plan.regions.clone(),
+            versions: plan.versions.clone(),
+            merged_stamp,
+            explanation: Some(explanation),
+            ..self.entry(key, plan.kind, Some(&plan.home))
+        }
+    }
+}
+
+/// The merge, restamped as the resolver's write; with a new home record
+/// (a move, or a foreign write counted), and the application's home
+/// attribute set to match the home.
+fn with_home(
+    merged: Version,
+    new_home: Option<Home>,
+    ctx: &WriteContext,
+    c: &Config,
+) -> Result<Version, RecordError> {
+    let home = new_home.as_ref().or(merged.home.as_ref());
+    let stale_mirror = match (home, c.homes.mirror()) {
+        // Only a shown value is corrected: an attribute the app removed (a
+        // soft delete) stays removed; the stamp still records the home.
+        (Some(h), Some(name)) => match merged.values().remove(name) {
+            Some(shown) if shown != AttributeValue::S(h.region.to_string()) => {
+                Some((name, h.region.clone()))
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    if new_home.is_none() && stale_mirror.is_none() {
+        return Ok(restamp(merged, ctx, &c.merger));
+    }
+    let mut draft = Draft::new(merged.values());
+    if let Some((name, region)) = stale_mirror {
+        draft.set(name, AttributeValue::S(region.to_string()));
+    }
+    Ok(apply(&merged, &draft, ctx, &c.merger, &c.schema, new_home)?)
+}
+
+/// `reject`: a write on top of `merged` (which knows the incoming edits)
+/// that puts every value back to what `base` showed.
+fn revert_to(
+    base: &Version,
+    merged: &Version,
+    ctx: &WriteContext,
+    c: &Config,
+) -> Result<Version, RecordError> {
+    let mut draft = Draft::new(merged.values());
+    let wanted = base.values();
+    for name in merged.values().keys() {
+        if !wanted.contains_key(name) && !c.merger.rules.is_counter(name) {
+            draft.remove(name);
+        }
+    }
+    for (name, value) in wanted {
+        draft.set(&name, value);
+    }
+    Ok(apply(merged, &draft, ctx, &c.merger, &c.schema, None)?)
+}
