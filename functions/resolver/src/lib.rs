@@ -6,8 +6,12 @@
 //! fails reports its sequence number (and the item's later records, which
 //! must not be applied ahead of it); the rest of the batch goes on.
 
+pub mod calls;
 pub mod config;
+pub mod error;
 pub mod event;
+pub mod fuzzing;
+mod home_merge;
 pub mod journal;
 
 use std::collections::HashMap;
@@ -16,42 +20,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures_util::stream::{self, StreamExt};
-use homeward::classify::{classify, Class, ClassifyError, EventKind};
-use homeward::control::{AssignError, Assignments, Evacuations};
-use homeward::edit::{adopt_unstamped, apply, restamp, WriteContext};
-use homeward::home::{decide, ForeignWrite, HomeChange, HomeSource, Trigger};
-use homeward::merge::Explanation;
-use homeward::{
-    Draft, Home, PutCondition, Region, StampError, Store, StoreError, Version, WriterKind,
-};
-use serde_dynamo::{AttributeValue, Item};
+use homeward::classify::{classify, Class, EventKind};
+use homeward::control::{Assignments, Evacuations};
+use homeward::home::{HomeSource, Trigger};
+use homeward::{PutCondition, Region, Store, StoreError};
+use serde_dynamo::Item;
 
+use calls::Budget;
 pub use config::{Action, Config};
+pub use error::RecordError;
 pub use event::{StreamEvent, StreamRecord};
+use home_merge::{JournalPlan, MoveAsk, When};
 use journal::Entry;
-
-/// Why one record failed. It is reported to Lambda as a batch item failure.
-#[derive(Debug, thiserror::Error)]
-pub enum RecordError {
-    #[error("malformed record: {0}")]
-    Malformed(#[from] ClassifyError),
-    #[error("malformed record: {0} image is not a DynamoDB item: {1}")]
-    Image(&'static str, String),
-    #[error("malformed stamp: {0}")]
-    Stamp(#[from] StampError),
-    #[error("{0}")]
-    Store(#[from] StoreError),
-    #[error("the home copy kept changing; gave up after {0} attempts")]
-    Contended(u32),
-    #[error("an earlier record of the same item failed; this one waits for it")]
-    Blocked,
-    #[error("the merge produced a change the rules forbid: {0}")]
-    Edit(#[from] homeward::EditError),
-    #[error("home: {0}")]
-    Home(String),
-    #[error("home assignment: {0}")]
-    Assign(#[from] AssignError),
-}
 
 /// A record's sequence number and what became of it.
 type RecordResult = (Option<String>, Result<Outcome, RecordError>);
@@ -84,23 +64,6 @@ pub struct Resolver<S, J> {
     /// The negotiated strategy's assignments (in the journal table).
     assignments: Option<Assignments<Arc<J>>>,
 }
-
-/// How many times a merge follows an item whose home moved on.
-const MAX_HOPS: u32 = 3;
-
-/// A foreign write that may move its item's home.
-struct MoveAsk {
-    /// The home the write was made against (the epoch fences it).
-    seen: Option<Home>,
-    /// The write's dot counter and time (counted once towards `after N`).
-    counter: u64,
-    time_ms: u64,
-}
-
-/// How many times a conditional write to the home copy is tried.
-const MAX_ATTEMPTS: u32 = 8;
-/// Time kept back from the Lambda deadline to report the batch.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(1_500);
 
 impl<S: Store, J: Store> Resolver<S, J> {
     pub fn new(config: Config, table: S, journal: J) -> Self {
@@ -142,6 +105,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
         assignments: &Assignments<Arc<J>>,
         record: &StreamRecord,
         triaged: Triaged,
+        budget: Budget,
     ) -> Result<Triaged, RecordError> {
         let c = &self.config;
         // The stamp's home is in the header fields the partial image holds.
@@ -153,7 +117,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 .as_deref()
                 .map(|raw| event::partial_image(raw, &[], &c.schema.stamp_attribute))
                 .transpose()
-                .map_err(|e| RecordError::Image("new", e.to_string()))?,
+                .map_err(|e| RecordError::image("new", &e))?,
         };
         let image = triaged.new.as_ref().or(header.as_ref());
         let stamped = match image {
@@ -161,11 +125,12 @@ impl<S: Store, J: Store> Resolver<S, J> {
             None => None,
         };
         let key = &record.dynamodb.keys;
-        let mut assigned = assignments.lookup(key).await?;
+        let at = c.assignment_region.as_ref().unwrap_or(&c.region);
+        let mut assigned = budget.bounded(at, assignments.lookup(key)).await?;
         if let (Some(a), Some(s)) = (&assigned, &stamped) {
             if s.epoch > a.home.epoch {
                 // The writer knows a newer assignment than our cache.
-                assigned = assignments.fresh(key).await?;
+                assigned = budget.bounded(at, assignments.fresh(key)).await?;
             }
         }
         let home = match (assigned, stamped) {
@@ -197,11 +162,13 @@ impl<S: Store, J: Store> Resolver<S, J> {
     }
 
     /// Processes a batch; the response lists every record that failed.
+    /// It answers before `deadline` (less a margin) whatever the store does.
     pub async fn handle(
         &self,
         event: &StreamEvent,
         deadline: Instant,
     ) -> (DynamoDbEventResponse, Summary) {
+        let budget = Budget::new(deadline);
         let mut groups: Vec<Vec<&StreamRecord>> = Vec::new();
         let mut by_key: HashMap<String, usize> = HashMap::new();
         for record in &event.records {
@@ -214,7 +181,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
         }
 
         let results: Vec<Vec<RecordResult>> = stream::iter(groups)
-            .map(|group| self.process_item(group, deadline))
+            .map(|group| self.process_item(group, budget))
             .buffer_unordered(self.config.concurrency)
             .collect()
             .await;
@@ -248,13 +215,11 @@ impl<S: Store, J: Store> Resolver<S, J> {
         (response, summary)
     }
 
-    /// One item's records, in order; after a failure the rest are failed
-    /// too, so Lambda redelivers them in order.
-    async fn process_item(
-        &self,
-        records: Vec<&StreamRecord>,
-        deadline: Instant,
-    ) -> Vec<RecordResult> {
+    /// One item's records, in order. A record that fails transiently is
+    /// reported with the item's later records (Lambda redelivers them in
+    /// order); one that fails permanently is quarantined and the item's
+    /// later records go on.
+    async fn process_item(&self, records: Vec<&StreamRecord>, budget: Budget) -> Vec<RecordResult> {
         let mut out = Vec::with_capacity(records.len());
         let mut failed = false;
         for record in records {
@@ -263,15 +228,23 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 out.push((sequence, Err(RecordError::Blocked)));
                 continue;
             }
-            let result = self.process_record(record, deadline).await;
+            let result = if budget.can_start() {
+                self.process_record(record, budget.deadline()).await
+            } else {
+                Err(RecordError::OutOfTime)
+            };
+            let result = match result {
+                Err(e) if e.is_permanent() => self.quarantine(record, &e, budget).await,
+                other => other,
+            };
             if let Err(e) = &result {
                 failed = true;
                 tracing::error!(
                     sequence = sequence.as_deref().unwrap_or("none"),
-                    key = %journal::key_text(&record.dynamodb.keys),
+                    key = %self.log_key(&record.dynamodb.keys),
                     event = %record.event_name,
                     error = %e,
-                    "record failed"
+                    "record failed; Lambda will deliver it again"
                 );
             }
             out.push((sequence, result));
@@ -279,19 +252,75 @@ impl<S: Store, J: Store> Resolver<S, J> {
         out
     }
 
+    /// A record that can never succeed: journaled with both images (as
+    /// items, or as the raw text the stream gave) and the reason, then
+    /// acknowledged, so it neither blocks the shard nor is lost.
+    async fn quarantine(
+        &self,
+        record: &StreamRecord,
+        error: &RecordError,
+        budget: Budget,
+    ) -> Result<Outcome, RecordError> {
+        let change = &record.dynamodb;
+        let sequence = change.sequence_number.as_deref().unwrap_or("none");
+        fn decoded(raw: Option<&serde_json::value::RawValue>) -> Option<Result<Item, &str>> {
+            raw.map(|r| event::full_image(r).map_err(|_| r.get()))
+        }
+        let (new, old) = (
+            decoded(change.new_image.as_deref()),
+            decoded(change.old_image.as_deref()),
+        );
+        let mut versions = Vec::new();
+        let mut raw_images = Vec::new();
+        for (name, image) in [("old", &old), ("new", &new)] {
+            match image {
+                Some(Ok(item)) => versions.push((name, item)),
+                Some(Err(text)) => raw_images.push((name, *text)),
+                None => {}
+            }
+        }
+        let entry = Entry {
+            identity: format!("seq#{sequence}"),
+            action: "quarantined",
+            versions,
+            raw_images,
+            reason: Some(error.to_string()),
+            ..self.entry(&change.keys, "quarantine", None)
+        };
+        self.journal_with(entry, budget).await?;
+        tracing::warn!(
+            sequence,
+            key = %self.log_key(&change.keys),
+            error = %error,
+            "record quarantined in the journal"
+        );
+        Ok(Outcome {
+            class: "quarantined",
+            wrote: false,
+            journaled: true,
+        })
+    }
+
     /// Classifies one record and acts on it.
+    ///
+    /// # Errors
+    /// [`RecordError`]; [`RecordError::is_permanent`] says whether another
+    /// delivery could succeed.
     pub async fn process_record(
         &self,
         record: &StreamRecord,
         deadline: Instant,
     ) -> Result<Outcome, RecordError> {
+        let budget = Budget::new(deadline);
         let c = &self.config;
         let change = &record.dynamodb;
         let mut triaged = triage(c, record)?;
         if let (Some(assignments), Class::HomeWrite | Class::Foreign { .. }) =
             (&self.assignments, &triaged.class)
         {
-            triaged = self.negotiated(assignments, record, triaged).await?;
+            triaged = self
+                .negotiated(assignments, record, triaged, budget)
+                .await?;
         }
         let Triaged { class, new, old } = triaged;
         let name = class.name();
@@ -307,34 +336,40 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 Ok(done(false, false))
             }
             Class::Unattributed { reason } => {
-                tracing::warn!(key = %journal::key_text(key), %reason, "unattributed write");
+                tracing::warn!(key = %self.log_key(key), %reason, "unattributed write");
                 if !c.journal_unattributed {
                     return Ok(done(false, false));
                 }
                 let new = new.unwrap_or_default();
                 let journaled = self
-                    .journal(Entry {
-                        identity: format!("seq#{sequence}"),
-                        action: "counted",
-                        versions: vec![("new", &new)],
-                        reason: Some(reason),
-                        ..self.entry(key, "unattributed", None)
-                    })
+                    .journal_with(
+                        Entry {
+                            identity: format!("seq#{sequence}"),
+                            action: "counted",
+                            versions: vec![("new", &new)],
+                            reason: Some(reason),
+                            ..self.entry(key, "unattributed", None)
+                        },
+                        budget,
+                    )
                     .await?;
                 Ok(done(false, journaled))
             }
             Class::HardDelete => {
                 let old = old.unwrap_or_default();
                 let journaled = self
-                    .journal(Entry {
-                        identity: format!("seq#{sequence}"),
-                        action: "journaled",
-                        versions: vec![("old", &old)],
-                        reason: Some(
-                            "whole-item delete outside the writer: last writer wins".into(),
-                        ),
-                        ..self.entry(key, "hard-delete", None)
-                    })
+                    .journal_with(
+                        Entry {
+                            identity: format!("seq#{sequence}"),
+                            action: "journaled",
+                            versions: vec![("old", &old)],
+                            reason: Some(
+                                "whole-item delete outside the writer: last writer wins".into(),
+                            ),
+                            ..self.entry(key, "hard-delete", None)
+                        },
+                        budget,
+                    )
                     .await?;
                 Ok(done(false, journaled))
             }
@@ -342,108 +377,74 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 let (old, new) = (old.unwrap_or_default(), new.unwrap_or_default());
                 let lost = c.schema.decode(&old)?;
                 let winner = c.schema.decode(&new)?;
-                let home = home.unwrap_or_else(|| c.region.clone());
+                let plan = JournalPlan {
+                    kind: "clobber",
+                    identity: format!("{}#{}", lost.header.dot(), winner.header.dot()),
+                    regions: vec![
+                        lost.header.origin.to_string(),
+                        winner.header.origin.to_string(),
+                    ],
+                    versions: vec![("old", &old), ("new", &new)],
+                    home: home.unwrap_or_else(|| c.region.clone()),
+                    when: When::Always,
+                    actions: ("merged", "already-merged"),
+                    move_identity: None,
+                };
                 let merged = self
-                    .merge_into_home(key, &home, &[&lost, &winner], false, None, None, deadline)
+                    .merge_into_home(key, &[&lost, &winner], false, None, None, &plan, budget)
                     .await?;
-                let journaled = self
-                    .journal(Entry {
-                        identity: format!("{}#{}", lost.header.dot(), winner.header.dot()),
-                        action: if merged.wrote {
-                            "merged"
-                        } else {
-                            "already-merged"
-                        },
-                        regions: vec![
-                            lost.header.origin.to_string(),
-                            winner.header.origin.to_string(),
-                        ],
-                        versions: vec![("old", &old), ("new", &new)],
-                        merged_stamp: merged.stamp,
-                        explanation: Some(&merged.explanation),
-                        ..self.entry(key, "clobber", Some(&home))
-                    })
-                    .await?;
-                Ok(done(merged.wrote, journaled))
+                Ok(done(merged.wrote, merged.journaled))
             }
             Class::Foreign { home } => {
                 let new = new.unwrap_or_default();
                 let version = c.schema.decode(&new)?;
-                // What this Region held before: likely the home copy too.
-                let presumed = old.as_ref().and_then(|o| c.schema.decode(o).ok());
                 let identity = version.header.dot().encode();
                 let regions = vec![version.header.origin.to_string(), home.to_string()];
-                let (action, merged) = match c.action {
-                    Action::JournalOnly => ("journaled", None),
-                    Action::Reconcile | Action::Reject => {
-                        let reject = c.action == Action::Reject;
-                        let ask = self.moves_homes().then(|| MoveAsk {
-                            seen: c.homes.home_of_version(&version).ok().flatten(),
-                            counter: version.header.tick.counter,
-                            time_ms: version.header.time_ms,
-                        });
-                        let m = self
-                            .merge_into_home(
-                                key,
-                                &home,
-                                &[&version],
-                                reject,
-                                presumed,
-                                ask,
-                                deadline,
-                            )
-                            .await?;
-                        let action = match (reject, m.wrote) {
-                            (false, true) => "reconciled",
-                            (false, false) => "already-merged",
-                            (true, true) => "rejected",
-                            (true, false) => "already-rejected",
-                        };
-                        (action, Some(m))
-                    }
-                };
-                let wrote = merged.as_ref().is_some_and(|m| m.wrote);
-                let mut journaled = false;
-                if let Some((from, to, why)) = merged.as_ref().and_then(|m| m.moved.clone()) {
-                    tracing::info!(key = %journal::key_text(key), from = %from.region, to = %to.region, epoch = to.epoch, why, "re-homed");
-                    journaled |= self
-                        .journal(Entry {
-                            identity: version.header.dot().encode(),
-                            action: "rehomed",
-                            regions: vec![from.region.to_string(), to.region.to_string()],
-                            versions: vec![("new", &new)],
-                            merged_stamp: merged.as_ref().and_then(|m| m.stamp.clone()),
-                            reason: Some(format!(
-                                "home moved from {} (epoch {}) to {} (epoch {}): {why}",
-                                from.region, from.epoch, to.region, to.epoch
-                            )),
-                            ..self.entry(key, "rehome", Some(&from.region))
-                        })
+                if c.action == Action::JournalOnly {
+                    let journaled = self
+                        .journal_with(
+                            Entry {
+                                identity,
+                                action: "journaled",
+                                regions,
+                                versions: vec![("new", &new)],
+                                ..self.entry(key, "foreign", Some(&home))
+                            },
+                            budget,
+                        )
                         .await?;
+                    tracing::info!(key = %self.log_key(key), home = %home, action = "journaled", "foreign write");
+                    return Ok(done(false, journaled));
                 }
+                // What this Region held before: likely the home copy too.
+                let presumed = old.as_ref().and_then(|o| c.schema.decode(o).ok());
+                let reject = c.action == Action::Reject;
+                let ask = self.moves_homes().then(|| MoveAsk {
+                    seen: c.homes.home_of_version(&version).ok().flatten(),
+                    counter: version.header.tick.counter,
+                    time_ms: version.header.time_ms,
+                });
                 // A foreign write merged without a real conflict overwrote
                 // nothing: it is counted and logged, not journaled.
-                let conflict = merged.as_ref().is_none_or(|m| {
-                    c.action != Action::Reconcile
-                        || m.explanation.has_conflict()
-                        || !m.explanation.disjoint_windows.is_empty()
-                });
-                tracing::info!(key = %journal::key_text(key), home = %home, action, conflict, "foreign write");
-                if !conflict {
-                    return Ok(done(wrote, journaled));
-                }
-                journaled |= self
-                    .journal(Entry {
-                        identity,
-                        action,
-                        regions,
-                        versions: vec![("new", &new)],
-                        merged_stamp: merged.as_ref().and_then(|m| m.stamp.clone()),
-                        explanation: merged.as_ref().map(|m| &m.explanation),
-                        ..self.entry(key, "foreign", Some(&home))
-                    })
+                let plan = JournalPlan {
+                    kind: "foreign",
+                    move_identity: Some(identity.clone()),
+                    identity,
+                    regions,
+                    versions: vec![("new", &new)],
+                    home: home.clone(),
+                    when: if reject { When::Always } else { When::OnConflict },
+                    actions: if reject {
+                        ("rejected", "already-rejected")
+                    } else {
+                        ("reconciled", "already-merged")
+                    },
+                };
+                let merged = self
+                    .merge_into_home(key, &[&version], reject, presumed, ask, &plan, budget)
                     .await?;
-                Ok(done(wrote, journaled))
+                tracing::info!(key = %self.log_key(key), home = %home, wrote = merged.wrote, journaled = merged.journaled, "foreign write");
+                Ok(done(merged.wrote, merged.journaled))
             }
         }
     }
@@ -459,6 +460,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
             home: home.map(Region::as_str),
             regions: vec![self.config.region.to_string()],
             versions: Vec::new(),
+            raw_images: Vec::new(),
             merged_stamp: None,
             explanation: None,
             reason: None,
@@ -467,12 +469,16 @@ impl<S: Store, J: Store> Resolver<S, J> {
         }
     }
 
-    /// Writes a journal entry once; `false` when it was already there.
-    async fn journal(&self, entry: Entry<'_>) -> Result<bool, RecordError> {
+    /// Writes a journal entry once, retrying transient errors within the
+    /// budget; `false` when it was already there (a redelivery, or a put
+    /// that timed out after it took effect).
+    async fn journal_with(&self, entry: Entry<'_>, budget: Budget) -> Result<bool, RecordError> {
         let item = entry.to_item();
-        match self
-            .journal
-            .put(&self.config.region, &item, &PutCondition::NotExists)
+        let region = &self.config.region;
+        match budget
+            .retrying(region, || {
+                self.journal.put(region, &item, &PutCondition::NotExists)
+            })
             .await
         {
             Ok(()) => Ok(true),
@@ -481,236 +487,10 @@ impl<S: Store, J: Store> Resolver<S, J> {
         }
     }
 
-    /// Merges `incoming` into the current copy in `home` and writes the
-    /// result there conditionally on the version read (retrying when it
-    /// changed). With `revert`, the home's values are then written back
-    /// over the merge, so the incoming edits are known but lose (`reject`).
-    /// A home copy that says the item moved is followed to its new home.
-    /// With `ask`, the write may move the item's home here ([`decide`]):
-    /// in the same conditional write, at the home copy; or, when the home
-    /// is evacuated, at this Region's copy, which takes over.
-    #[allow(clippy::too_many_arguments)]
-    async fn merge_into_home(
-        &self,
-        key: &Item,
-        home: &Region,
-        incoming: &[&Version],
-        revert: bool,
-        mut presumed: Option<Version>,
-        ask: Option<MoveAsk>,
-        deadline: Instant,
-    ) -> Result<HomeMerge, RecordError> {
-        let c = &self.config;
-        let mut target = home.clone();
-        // The newest home seen on the way (epochs only go up).
-        let mut best: Option<Home> = None;
-        let mut hops = 0;
-        let mut attempt = 0;
-        while attempt < MAX_ATTEMPTS {
-            attempt += 1;
-            let evacuated = if ask.is_some() {
-                self.evacuations.current(&self.journal, &c.region).await
-            } else {
-                Default::default()
-            };
-            // Failover: the home is evacuated, so this Region adopts the
-            // item; its own copy (which holds the write) is the base.
-            let failover = ask.is_some() && evacuated.contains(&target);
-            let write_region = if failover {
-                presumed = None;
-                c.region.clone()
-            } else {
-                target.clone()
-            };
-            let now = now_ms();
-            let ctx = WriteContext {
-                region: write_region.clone(),
-                time_ms: now,
-                nonce: rand::random(),
-                by: WriterKind::Resolver,
-            };
-            // First try the version this Region held before the write (the
-            // record's old image): when replication is caught up it is the
-            // home copy, and the write's condition proves it, saving a
-            // cross-Region read. Otherwise read the home copy.
-            let guessed = presumed.take();
-            let was_guess = guessed.is_some();
-            let current = match guessed {
-                Some(_) => None,
-                None => {
-                    self.retrying(deadline, || self.table.get(&write_region, key))
-                        .await?
-                }
-            };
-            let (base, condition) = match (guessed, &current) {
-                (Some(guess), _) => {
-                    let dot = guess.header.dot().encode();
-                    (Some(guess), PutCondition::DotIs(dot))
-                }
-                (None, current) => match current {
-                    None => (None, PutCondition::NotExists),
-                    Some(item) if item.contains_key(&c.schema.stamp_attribute) => {
-                        let base = c.schema.decode(item)?;
-                        let dot = base.header.dot().encode();
-                        (Some(base), PutCondition::DotIs(dot))
-                    }
-                    Some(item) => {
-                        // A legacy copy without a stamp: adopt it as a write of
-                        // the home, concurrent with everything incoming.
-                        let (empty, draft) = adopt_unstamped(item, &ctx, &c.schema)?;
-                        let adopted = apply(&empty, &draft, &ctx, &c.merger, &c.schema, None)?;
-                        (Some(adopted), PutCondition::Unstamped)
-                    }
-                },
-            };
-            // The home copy says the item moved on (a newer home than any
-            // seen so far): merge there instead. An older one is a copy
-            // that replication has not caught up yet: the newest home seen
-            // still holds.
-            if let (Some(b), false, false) = (&base, was_guess, failover) {
-                let says = c.homes.home_of_version(b).map_err(RecordError::Home)?;
-                if let Some(h) = says.filter(|h| h.region != target) {
-                    let newer = best
-                        .as_ref()
-                        .is_none_or(|b| (h.epoch, &h.region) > (b.epoch, &b.region));
-                    if hops < MAX_HOPS && newer {
-                        tracing::debug!(from = %target, to = %h.region, "the home moved; following it");
-                        hops += 1;
-                        attempt -= 1;
-                        target = h.region.clone();
-                        best = Some(h);
-                        continue;
-                    }
-                }
-            }
-            let mut explanation = Explanation::default();
-            let mut merged: Option<Version> = base.clone();
-            for version in incoming {
-                merged = Some(match merged {
-                    None => (*version).clone(),
-                    Some(acc) => {
-                        let m = c.merger.merge_into(acc, version);
-                        explanation.attributes.extend(m.explanation.attributes);
-                        explanation
-                            .disjoint_windows
-                            .extend(m.explanation.disjoint_windows);
-                        m.version
-                    }
-                });
-            }
-            let Some(merged) = merged else {
-                return Err(RecordError::Malformed(ClassifyError::MissingImage(
-                    "merge", "any",
-                )));
-            };
-            let covered = condition != PutCondition::Unstamped
-                && base.as_ref().is_some_and(|b| b.covers(&merged));
-            // Where the item's home goes with this write.
-            let mut new_home: Option<Home> = None;
-            let mut moved = None;
-            let merged_home = c
-                .homes
-                .home_of_version(&merged)
-                .map_err(RecordError::Home)?;
-            // A copy behind the move learns the newest home now.
-            let known = Home::join(merged_home.clone(), best.clone());
-            if c.homes.can_rehome() && known != merged_home {
-                new_home = known.clone();
-            }
-            if let Some(ask) = &ask {
-                let current = known.unwrap_or_else(|| Home::new(target.clone(), 0));
-                let gone = evacuated.contains(&current.region);
-                let write = ForeignWrite {
-                    region: &c.region,
-                    counter: ask.counter,
-                    time_ms: ask.time_ms,
-                    seen: ask.seen.as_ref(),
-                };
-                match decide(c.rehome, &current, write, gone) {
-                    HomeChange::Move(to) => {
-                        let why = if gone {
-                            format!("{} is evacuated", current.region)
-                        } else {
-                            format!("REHOME={}", c.rehome)
-                        };
-                        moved = Some((current, to.clone(), why));
-                        new_home = Some(to);
-                    }
-                    // Counting towards `after N` (even when replication
-                    // brought the write here first; once per write).
-                    HomeChange::Stay(h) if h.pending != current.pending => {
-                        new_home = Some(h);
-                    }
-                    HomeChange::Stay(_) => {}
-                }
-            }
-            if covered && new_home.is_none() {
-                if was_guess {
-                    // Nothing to add to the guess; only the home copy itself
-                    // can tell whether nothing is owed.
-                    continue;
-                }
-                return Ok(HomeMerge {
-                    wrote: false,
-                    stamp: None,
-                    explanation,
-                    moved: None,
-                });
-            }
-            let next = match (&base, revert) {
-                (Some(base), true) => revert_to(base, &merged, &ctx, c)?,
-                _ => with_home(merged, new_home, &ctx, c)?,
-            };
-            let item = c.schema.encode(&next);
-            match self
-                .retrying(deadline, || {
-                    self.table.put(&write_region, &item, &condition)
-                })
-                .await
-            {
-                Ok(()) => {
-                    return Ok(HomeMerge {
-                        wrote: true,
-                        stamp: item.get(&c.schema.stamp_attribute).cloned(),
-                        explanation,
-                        moved,
-                    })
-                }
-                // A wrong guess is not contention: read the home copy at once.
-                Err(RecordError::Store(StoreError::ConditionFailed)) if was_guess => {}
-                Err(RecordError::Store(StoreError::ConditionFailed)) => {
-                    tracing::debug!(attempt, home = %write_region, "home copy changed under the merge; retrying");
-                    tokio::time::sleep(Duration::from_millis(10 << attempt.min(6))).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(RecordError::Contended(MAX_ATTEMPTS))
-    }
-
-    /// Runs `call`, retrying retryable store errors (throttling, 5xx left
-    /// over after the SDK's own retries) while the deadline allows.
-    async fn retrying<T, F, Fut>(&self, deadline: Instant, mut call: F) -> Result<T, RecordError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, StoreError>>,
-    {
-        let mut delay = Duration::from_millis(50);
-        loop {
-            match call().await {
-                Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() => {
-                    if Instant::now() + delay + DEADLINE_MARGIN >= deadline {
-                        tracing::warn!(error = %e, "retryable error but out of time");
-                        return Err(e.into());
-                    }
-                    tracing::warn!(error = %e, ?delay, "retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+    /// How a log line names an item: a short hash of its key, or the key
+    /// itself with `LOG_KEYS=true`.
+    fn log_key(&self, key: &Item) -> String {
+        error::key_for_log(key, self.config.log_keys)
     }
 }
 
@@ -742,7 +522,7 @@ pub fn triage(c: &Config, record: &StreamRecord) -> Result<Triaged, RecordError>
                 }
             })
             .transpose()
-            .map_err(|e| RecordError::Image(which, e.to_string()))
+            .map_err(|e| RecordError::image(which, &e))
     };
     let classify_with = |new: Option<&Item>, old: Option<&Item>| {
         classify(
@@ -785,46 +565,6 @@ pub fn triage(c: &Config, record: &StreamRecord) -> Result<Triaged, RecordError>
     Ok(Triaged { class, new, old })
 }
 
-/// The result of a merge into the home copy.
-struct HomeMerge {
-    wrote: bool,
-    stamp: Option<AttributeValue>,
-    explanation: Explanation,
-    /// The home it had, the home it has now, and why it moved.
-    moved: Option<(Home, Home, String)>,
-}
-
-/// The merge, restamped as the resolver's write; with a new home record
-/// (a move, or a foreign write counted), and the application's home
-/// attribute set to match the home.
-fn with_home(
-    merged: Version,
-    new_home: Option<Home>,
-    ctx: &WriteContext,
-    c: &Config,
-) -> Result<Version, RecordError> {
-    let home = new_home.as_ref().or(merged.home.as_ref());
-    let stale_mirror = match (home, c.homes.mirror()) {
-        // Only a shown value is corrected: an attribute the app removed (a
-        // soft delete) stays removed; the stamp still records the home.
-        (Some(h), Some(name)) => match merged.values().remove(name) {
-            Some(shown) if shown != AttributeValue::S(h.region.to_string()) => {
-                Some((name, h.region.clone()))
-            }
-            _ => None,
-        },
-        _ => None,
-    };
-    if new_home.is_none() && stale_mirror.is_none() {
-        return Ok(restamp(merged, ctx, &c.merger));
-    }
-    let mut draft = Draft::new(merged.values());
-    if let Some((name, region)) = stale_mirror {
-        draft.set(name, AttributeValue::S(region.to_string()));
-    }
-    Ok(apply(&merged, &draft, ctx, &c.merger, &c.schema, new_home)?)
-}
-
 /// A whole image of a record, decoded.
 fn full(
     raw: Option<&serde_json::value::RawValue>,
@@ -832,28 +572,7 @@ fn full(
 ) -> Result<Option<Item>, RecordError> {
     raw.map(event::full_image)
         .transpose()
-        .map_err(|e| RecordError::Image(which, e.to_string()))
-}
-
-/// `reject`: a write on top of `merged` (which knows the incoming edits)
-/// that puts every value back to what `base` showed.
-fn revert_to(
-    base: &Version,
-    merged: &Version,
-    ctx: &WriteContext,
-    c: &Config,
-) -> Result<Version, RecordError> {
-    let mut draft = Draft::new(merged.values());
-    let wanted = base.values();
-    for name in merged.values().keys() {
-        if !wanted.contains_key(name) && !c.merger.rules.is_counter(name) {
-            draft.remove(name);
-        }
-    }
-    for (name, value) in wanted {
-        draft.set(&name, value);
-    }
-    Ok(apply(merged, &draft, ctx, &c.merger, &c.schema, None)?)
+        .map_err(|e| RecordError::image(which, &e))
 }
 
 /// A Lambda deadline (epoch ms) as an `Instant`.
