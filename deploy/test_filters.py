@@ -106,9 +106,25 @@ def test_samples(template):
     assert not kept(template, insert)
 
 
+def test_event_source(template):
+    """What the resolver's safety rests on, beyond the filters."""
+    resources = template["Resources"].values()
+    (mapping,) = [r["Properties"] for r in resources if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    # Processing is idempotent: a recreated mapping must not skip a backlog.
+    assert mapping["StartingPosition"] == "TRIM_HORIZON", mapping["StartingPosition"]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert 0 <= mapping["MaximumRetryAttempts"] <= 10000
+    assert "OnFailure" in mapping["DestinationConfig"]
+    # Logs are kept for a bounded time.
+    groups = [r["Properties"] for r in resources if r["Type"] == "AWS::Logs::LogGroup"]
+    assert len(groups) == 2 and all("RetentionInDays" in g for g in groups), groups
+
+
 if __name__ == "__main__":
     with open(sys.argv[1]) as f:
         template = json.load(f)
     test_matcher()
     test_samples(template)
+    test_event_source(template)
     print("filters: every sample event kept or dropped as the resolver needs")
