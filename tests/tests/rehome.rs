@@ -27,10 +27,22 @@ fn stamped_home(item: &Item) -> Option<(String, String)> {
     }
 }
 
+/// The kinds of the journal entries; a re-home that lost a race to another
+/// move is journaled too, as `rehome:superseded`.
 async fn journal_kinds(c: &Cluster) -> Vec<String> {
     let mut out = Vec::new();
     for r in REGIONS {
-        out.extend(c.journal(r).await.iter().map(|e| text(e, "kind")));
+        out.extend(
+            c.journal(r)
+                .await
+                .iter()
+                .map(|e| match (text(e, "kind"), text(e, "action")) {
+                    (kind, action) if kind == "rehome" && action != "rehomed" => {
+                        format!("{kind}:{action}")
+                    }
+                    (kind, _) => kind,
+                }),
+        );
     }
     out
 }

@@ -288,10 +288,10 @@ async fn the_seed_sample_event_reconciles_jaws_into_its_home() {
     assert!(c.journal("us-east-1").await.is_empty());
 }
 
-/// G7: a batch with poison records reports exactly those, and processes
-/// the rest.
+/// G7: a batch with poison records quarantines exactly those (journaled
+/// with their images and reason, acknowledged) and processes the rest.
 #[tokio::test]
-async fn g7_poison_records_fail_alone() {
+async fn g7_poison_records_are_quarantined_alone() {
     use aws_sdk_dynamodb::types::ScalarAttributeType as T;
     let mut spec =
         Spec::new(&["us-east-1", "eu-west-1"]).env("HOME_STRATEGY", "attribute:src_region");
@@ -309,14 +309,24 @@ async fn g7_poison_records_fail_alone() {
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let (response, summary) = resolver.handle(&event, deadline).await;
-    let mut failed: Vec<String> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone().unwrap())
-        .collect();
-    failed.sort();
-    assert_eq!(failed, vec!["4000000000000000010", "4000000000000000011"]);
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(summary.by_class.get("quarantined"), Some(&2));
     assert_eq!(summary.writes, 2);
+    let mut quarantined: Vec<String> = c
+        .journal("eu-west-1")
+        .await
+        .iter()
+        .filter(|e| text(e, "kind") == "quarantine")
+        .map(|e| text(e, "sk"))
+        .collect();
+    quarantined.sort();
+    assert_eq!(
+        quarantined,
+        vec![
+            "quarantine#seq#4000000000000000010",
+            "quarantine#seq#4000000000000000011"
+        ]
+    );
     for (title, rating) in [("Lifeboat", "9"), ("Titanic", "6")] {
         let k = Item::from(std::collections::HashMap::from([
             (

@@ -195,7 +195,8 @@ impl<S: Store, C: Store> Operator<S, C> {
         let (scan_for, to) = match &request.op {
             Op::Move { key, to } => {
                 progress.op = "move".into();
-                let moved = self.router.move_home(key, to).await?;
+                // Boxed: a move is a deep future (router, writer, store).
+                let moved = Box::pin(self.router.move_home(key, to)).await?;
                 progress.scanned = 1;
                 if moved.moved {
                     progress.moved = 1;
@@ -271,7 +272,7 @@ impl<S: Store, C: Store> Operator<S, C> {
                     progress.fixed += 1;
                     continue;
                 }
-                match self.router.move_item(&key, &home, to).await {
+                match Box::pin(self.router.move_item(&key, &home, to)).await {
                     Ok(r) if r.moved => progress.moved += 1,
                     Ok(_) => progress.already += 1,
                     Err(e) => {

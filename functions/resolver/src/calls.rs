@@ -90,9 +90,8 @@ impl Budget {
         let ceiling = BACKOFF_BASE
             .saturating_mul(1 << attempt.min(10))
             .min(BACKOFF_CAP);
-        let sleep = Duration::from_micros(
-            rand::rng().random_range(0..=ceiling.as_micros().max(1) as u64),
-        );
+        let sleep =
+            Duration::from_micros(rand::rng().random_range(0..=ceiling.as_micros().max(1) as u64));
         if sleep + RECORD_MIN_TIME > self.left() {
             return false;
         }
@@ -140,9 +139,8 @@ mod tests {
     async fn a_hung_call_is_cut_at_the_time_left() {
         let budget = Budget::new(Instant::now() + Duration::from_secs(3));
         let started = tokio::time::Instant::now();
-        let result: Result<(), StoreError> = budget
-            .bounded(&region(), std::future::pending())
-            .await;
+        let result: Result<(), StoreError> =
+            budget.bounded(&region(), std::future::pending()).await;
         assert!(matches!(result, Err(StoreError::TimedOut { .. })));
         // 3 s less the margin, never the whole deadline.
         assert!(started.elapsed() <= Duration::from_millis(1_600));

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use homeward::edit::WriteContext;
+use homeward::home::{decide, ForeignWrite, Trigger};
 use homeward::{Registry, Schema, Version, WriterKind};
 use serde_dynamo::Item;
 
@@ -95,6 +96,17 @@ fn version_one(version: &Version, other: Option<&Version>) {
     let _ = version.next_counter(&c.region);
     if let Some(home) = &version.home {
         let _ = home.next_epoch();
+        // The home copy deciding about this version as a foreign write.
+        let write = ForeignWrite {
+            region: &version.header.origin,
+            counter: version.header.tick.counter,
+            time_ms: version.header.time_ms,
+            seen: other.and_then(|o| o.home.as_ref()),
+        };
+        for evacuated in [false, true] {
+            let _ = decide(c.rehome, home, write, evacuated);
+            let _ = decide(Trigger::Always, home, write, evacuated);
+        }
     }
     if let Ok(restamped) = homeward::edit::try_restamp(merged.version, &ctx, &c.merger) {
         let encoded = c.schema.encode(&restamped);

@@ -92,6 +92,8 @@ impl<S: Store, J: Store> Resolver<S, J> {
         let mut hops = 0;
         let mut attempt = 0;
         let mut journaled = false;
+        // Whether an attempt journaled a pending move.
+        let mut tried_move = false;
         loop {
             attempt += 1;
             let evacuated = if ask.is_some() {
@@ -251,6 +253,13 @@ impl<S: Store, J: Store> Resolver<S, J> {
                         )
                         .await?;
                 }
+                // A move journaled as pending (by an earlier attempt, or a
+                // delivery that died) is settled by what the home holds.
+                let moved_ever = merged_home.as_ref().is_some_and(|h| h.epoch > 0);
+                if let (Some(identity), true) = (&plan.move_identity, ask.is_some() && moved_ever) {
+                    self.settle_move(key, identity, merged_home.as_ref(), budget)
+                        .await?;
+                }
                 return Ok(HomeMerge {
                     wrote: false,
                     journaled,
@@ -268,31 +277,23 @@ impl<S: Store, J: Store> Resolver<S, J> {
             // Journal first: once the home copy holds the merge, nothing
             // would tell a redelivery that the conflict is unjournaled.
             let stamp = item.get(&c.schema.stamp_attribute).cloned();
-            if let (Some((from, to, why)), Some(identity)) = (&moved, &plan.move_identity) {
-                let entry = Entry {
-                    identity: identity.clone(),
-                    action: "rehomed",
-                    regions: vec![from.region.to_string(), to.region.to_string()],
-                    versions: plan.versions.clone(),
-                    merged_stamp: stamp.clone(),
-                    reason: Some(format!(
-                        "home moved from {} (epoch {}) to {} (epoch {}): {why}",
-                        from.region, from.epoch, to.region, to.epoch
-                    )),
-                    ..self.entry(key, "rehome", Some(&from.region))
-                };
+            // A move is journaled as pending ("rehoming") before the write
+            // and settled ("rehomed" or "superseded") once the write's
+            // outcome is known: racing Regions may both try to move.
+            if let (Some(m), Some(identity)) = (&moved, &plan.move_identity) {
+                let entry = self.move_entry(key, identity, m, "rehoming", &plan.versions, &stamp);
                 journaled |= self.journal_with(entry, budget).await?;
             }
-            let conflict =
-                explanation.has_conflict() || !explanation.disjoint_windows.is_empty();
+            let conflict = explanation.has_conflict() || !explanation.disjoint_windows.is_empty();
             if plan.when == When::Always || conflict {
                 journaled |= self
                     .journal_with(
-                        self.plan_entry(key, plan, plan.actions.0, stamp, &explanation),
+                        self.plan_entry(key, plan, plan.actions.0, stamp.clone(), &explanation),
                         budget,
                     )
                     .await?;
             }
+            tried_move |= moved.is_some();
             match budget
                 .retrying(&write_region, || {
                     self.table.put(&write_region, &item, &condition)
@@ -300,8 +301,17 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 .await
             {
                 Ok(()) => {
-                    if let Some((from, to, why)) = &moved {
+                    if let (Some(m), Some(identity)) = (&moved, &plan.move_identity) {
+                        let entry =
+                            self.move_entry(key, identity, m, "rehomed", &plan.versions, &stamp);
+                        self.journal_replace(entry, budget).await?;
+                        let (from, to, why) = m;
                         tracing::info!(key = %self.log_key(key), from = %from.region, to = %to.region, epoch = to.epoch, why, "re-homed");
+                    } else if let (true, Some(identity)) = (tried_move, &plan.move_identity) {
+                        // An earlier attempt's move lost to another one.
+                        let now = c.homes.home_of_version(&next).map_err(RecordError::Home)?;
+                        self.settle_move(key, identity, now.as_ref(), budget)
+                            .await?;
                     }
                     return Ok(HomeMerge {
                         wrote: true,
@@ -319,6 +329,95 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// A re-home's journal entry, in the state `action`.
+    fn move_entry<'a>(
+        &'a self,
+        key: &'a Item,
+        identity: &str,
+        (from, to, why): &(Home, Home, String),
+        action: &'static str,
+        versions: &[(&'static str, &'a Item)],
+        stamp: &Option<AttributeValue>,
+    ) -> Entry<'a> {
+        let n = |v: u64| AttributeValue::N(v.to_string());
+        let s = |r: &Region| AttributeValue::S(r.to_string());
+        Entry {
+            identity: identity.to_owned(),
+            action,
+            regions: vec![from.region.to_string(), to.region.to_string()],
+            versions: versions.to_vec(),
+            merged_stamp: stamp.clone(),
+            extra: vec![
+                ("from_region", s(&from.region)),
+                ("from_epoch", n(from.epoch)),
+                ("to_region", s(&to.region)),
+                ("to_epoch", n(to.epoch)),
+            ],
+            reason: Some(format!(
+                "home moved from {} (epoch {}) to {} (epoch {}): {why}",
+                from.region, from.epoch, to.region, to.epoch
+            )),
+            ..self.entry(key, "rehome", None)
+        }
+    }
+
+    /// Settles a pending re-home entry by the home the item holds now:
+    /// `rehomed` when it is the move's, `superseded` otherwise.
+    async fn settle_move(
+        &self,
+        key: &Item,
+        identity: &str,
+        now: Option<&Home>,
+        budget: Budget,
+    ) -> Result<(), RecordError> {
+        let region = &self.config.region;
+        let probe = self.move_entry(
+            key,
+            identity,
+            &(
+                Home::new(region.clone(), 0),
+                Home::new(region.clone(), 0),
+                String::new(),
+            ),
+            "",
+            &[],
+            &None,
+        );
+        let probe = probe.to_item();
+        let entry_key: Item = Item::from(
+            probe
+                .iter()
+                .filter(|(k, _)| *k == "pk" || *k == "sk")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<std::collections::HashMap<_, _>>(),
+        );
+        let Some(mut stored) = budget
+            .retrying(region, || self.journal.get(region, &entry_key))
+            .await?
+        else {
+            return Ok(());
+        };
+        if stored.get("action") != Some(&AttributeValue::S("rehoming".into())) {
+            return Ok(());
+        }
+        let text = |name: &str| match stored.get(name) {
+            Some(AttributeValue::S(v) | AttributeValue::N(v)) => Some(v.clone()),
+            _ => None,
+        };
+        let won = now.is_some_and(|h| {
+            text("to_region").as_deref() == Some(h.region.as_str())
+                && text("to_epoch") == Some(h.epoch.to_string())
+        });
+        let action = if won { "rehomed" } else { "superseded" };
+        stored.insert("action".into(), AttributeValue::S(action.into()));
+        budget
+            .retrying(region, || {
+                self.journal.put(region, &stored, &PutCondition::Always)
+            })
+            .await?;
+        Ok(())
     }
 
     fn plan_entry<'a>(

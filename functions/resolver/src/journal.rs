@@ -42,6 +42,8 @@ pub struct Entry<'a> {
     /// raw JSON text the stream gave.
     pub raw_images: Vec<(&'a str, &'a str)>,
     pub merged_stamp: Option<AttributeValue>,
+    /// Attributes of one kind of entry (a re-home's Regions and epochs).
+    pub extra: Vec<(&'static str, AttributeValue)>,
     pub explanation: Option<&'a Explanation>,
     pub reason: Option<String>,
     pub now_ms: u64,
@@ -131,6 +133,9 @@ impl Entry<'_> {
                     .collect();
                 m.insert("disjoint_windows".into(), AttributeValue::Ss(regions));
             }
+        }
+        for (name, value) in &self.extra {
+            m.insert((*name).to_owned(), value.clone());
         }
         if let Some(reason) = &self.reason {
             m.insert("reason".into(), s(reason));

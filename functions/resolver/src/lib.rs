@@ -229,7 +229,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 continue;
             }
             let result = if budget.can_start() {
-                self.process_record(record, budget.deadline()).await
+                Box::pin(self.process_record(record, budget.deadline())).await
             } else {
                 Err(RecordError::OutOfTime)
             };
@@ -390,9 +390,17 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     actions: ("merged", "already-merged"),
                     move_identity: None,
                 };
-                let merged = self
-                    .merge_into_home(key, &[&lost, &winner], false, None, None, &plan, budget)
-                    .await?;
+                // Boxed: the merge's future is large, and deep in a batch.
+                let merged = Box::pin(self.merge_into_home(
+                    key,
+                    &[&lost, &winner],
+                    false,
+                    None,
+                    None,
+                    &plan,
+                    budget,
+                ))
+                .await?;
                 Ok(done(merged.wrote, merged.journaled))
             }
             Class::Foreign { home } => {
@@ -433,16 +441,27 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     regions,
                     versions: vec![("new", &new)],
                     home: home.clone(),
-                    when: if reject { When::Always } else { When::OnConflict },
+                    when: if reject {
+                        When::Always
+                    } else {
+                        When::OnConflict
+                    },
                     actions: if reject {
                         ("rejected", "already-rejected")
                     } else {
                         ("reconciled", "already-merged")
                     },
                 };
-                let merged = self
-                    .merge_into_home(key, &[&version], reject, presumed, ask, &plan, budget)
-                    .await?;
+                let merged = Box::pin(self.merge_into_home(
+                    key,
+                    &[&version],
+                    reject,
+                    presumed,
+                    ask,
+                    &plan,
+                    budget,
+                ))
+                .await?;
                 tracing::info!(key = %self.log_key(key), home = %home, wrote = merged.wrote, journaled = merged.journaled, "foreign write");
                 Ok(done(merged.wrote, merged.journaled))
             }
@@ -462,6 +481,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
             versions: Vec::new(),
             raw_images: Vec::new(),
             merged_stamp: None,
+            extra: Vec::new(),
             explanation: None,
             reason: None,
             now_ms: now_ms(),
@@ -485,6 +505,18 @@ impl<S: Store, J: Store> Resolver<S, J> {
             Err(StoreError::ConditionFailed) => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Replaces a journal entry (a re-home's outcome, once known).
+    async fn journal_replace(&self, entry: Entry<'_>, budget: Budget) -> Result<(), RecordError> {
+        let item = entry.to_item();
+        let region = &self.config.region;
+        budget
+            .retrying(region, || {
+                self.journal.put(region, &item, &PutCondition::Always)
+            })
+            .await?;
+        Ok(())
     }
 
     /// How a log line names an item: a short hash of its key, or the key

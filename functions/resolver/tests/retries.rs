@@ -140,6 +140,7 @@ fn huge_versions_keep_only_what_differs() {
         versions: vec![("old", &a), ("new", &b)],
         raw_images: vec![],
         merged_stamp: None,
+        extra: vec![],
         explanation: None,
         reason: None,
         now_ms: 0,
