@@ -58,6 +58,11 @@ impl Entry<'_> {
     pub fn to_item(&self) -> Item {
         let mut item = self.whole_item();
         let mut dropped = Vec::new();
+        // First the siblings' values in the merged stamp (the versions
+        // hold them too), then whole fields, least useful last.
+        if item_size(&item) > ENTRY_LIMIT && strip_sibling_values(&mut item) {
+            dropped.push(AttributeValue::S("merged_stamp.s values".to_owned()));
+        }
         for field in ["merged_stamp", "explanation", "raw_images"] {
             if item_size(&item) <= ENTRY_LIMIT {
                 break;
@@ -198,6 +203,29 @@ impl Entry<'_> {
         );
         AttributeValue::M(out)
     }
+}
+
+/// Removes the values of the siblings in the merged stamp (`s`: attribute
+/// -> list of `{at, v}`), keeping which edits they were. Returns whether
+/// any was removed.
+fn strip_sibling_values(item: &mut Item) -> bool {
+    let Some(AttributeValue::M(stamp)) = item.get_mut("merged_stamp") else {
+        return false;
+    };
+    let Some(AttributeValue::M(siblings)) = stamp.get_mut("s") else {
+        return false;
+    };
+    let mut any = false;
+    for list in siblings.values_mut() {
+        if let AttributeValue::L(edits) = list {
+            for edit in edits {
+                if let AttributeValue::M(edit) = edit {
+                    any |= edit.remove("v").is_some();
+                }
+            }
+        }
+    }
+    any
 }
 
 /// The longest prefix of `text` of at most `max` bytes, cut at a character.

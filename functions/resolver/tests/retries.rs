@@ -161,3 +161,64 @@ fn huge_versions_keep_only_what_differs() {
     assert_eq!(old.len(), 1);
     assert_eq!(old.get("n"), Some(&AttributeValue::N("1".into())));
 }
+
+#[test]
+fn an_entry_with_a_huge_merged_stamp_still_fits_and_says_what_it_dropped() {
+    let big = |c: char| AttributeValue::S(c.to_string().repeat(150 * 1024));
+    let sibling = |at: &str, v: AttributeValue| {
+        AttributeValue::M(HashMap::from([
+            ("at".to_string(), AttributeValue::S(at.into())),
+            ("v".to_string(), v),
+        ]))
+    };
+    // Two concurrent 150 KB edits kept as siblings, plus the versions.
+    let stamp = AttributeValue::M(HashMap::from([(
+        "s".to_string(),
+        AttributeValue::M(HashMap::from([(
+            "blob".to_string(),
+            AttributeValue::L(vec![
+                sibling("us-east-1:2:a:1", big('e')),
+                sibling("us-west-2:2:b:2", big('w')),
+            ]),
+        )])),
+    )]));
+    let key = Item::from(HashMap::from([(
+        "pk".to_string(),
+        AttributeValue::S("k".into()),
+    )]));
+    let mut version = HashMap::from([("pk".to_string(), AttributeValue::S("k".into()))]);
+    version.insert("blob".into(), big('w'));
+    let version = Item::from(version);
+    let explanation = homeward::Explanation::default();
+    let entry = Entry {
+        table: "T",
+        item_key: &key,
+        kind: "foreign",
+        identity: "us-west-2:2:b".into(),
+        action: "reconciled",
+        detected_in: "us-west-2",
+        home: Some("us-east-1"),
+        regions: vec![],
+        versions: vec![("new", &version)],
+        raw_images: vec![],
+        merged_stamp: Some(stamp),
+        extra: vec![],
+        explanation: Some(&explanation),
+        reason: None,
+        now_ms: 0,
+        ttl_days: 1,
+    };
+    let item = entry.to_item();
+    assert!(homeward::size::item_size(&item) <= homeward::size::MAX_ITEM_BYTES);
+    assert_eq!(
+        item.get("dropped_for_size"),
+        Some(&AttributeValue::L(vec![AttributeValue::S(
+            "merged_stamp.s values".into()
+        )]))
+    );
+    // The stamp is still there, with which edits were concurrent.
+    let Some(AttributeValue::M(stamp)) = item.get("merged_stamp") else {
+        panic!("kept")
+    };
+    assert!(stamp.contains_key("s"));
+}
