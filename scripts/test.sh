@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 # moto serves DynamoDB and DynamoDB Streams locally for the integration tests.
 MOTO_VERSION=5.2.5
-STEPS=(venv fmt clippy test local_invoke template)
+STEPS=(venv fmt clippy test python typescript local_invoke template)
 
 header() {
     printf '\n==> %s\n' "$*"
@@ -38,6 +38,41 @@ step_clippy() {
 step_test() {
     header "cargo test (integration tests start moto from .venv)"
     cargo test --workspace
+}
+
+# The Python writer's tools, pinned; installed into .venv once per pin set.
+PYTHON_TOOLS=(pytest==9.2.0 ruff==0.17.6 mypy==2.4.1)
+
+step_python() {
+    header "writers/python: install into .venv, ruff format --check, ruff check, mypy, pytest (conformance vectors, moto)"
+    local marker=.venv/.homeward-python-tools
+    if [[ ! -f $marker || "$(cat "$marker")" != "${PYTHON_TOOLS[*]}" ]] \
+        || ! .venv/bin/python -c 'import homeward.writer' 2>/dev/null; then
+        .venv/bin/pip install --quiet --disable-pip-version-check "${PYTHON_TOOLS[@]}" -e ./writers/python
+        echo "${PYTHON_TOOLS[*]}" >"$marker"
+    fi
+    (
+        cd writers/python
+        ../../.venv/bin/ruff format --check .
+        ../../.venv/bin/ruff check .
+        ../../.venv/bin/mypy
+        ../../.venv/bin/python -m pytest -q
+    )
+}
+
+step_typescript() {
+    header "writers/typescript: npm ci, eslint, prettier --check, tsc build, node --test (conformance vectors, moto)"
+    if [[ ! -x .venv/bin/moto_server ]]; then
+        step_venv
+    fi
+    (
+        cd writers/typescript
+        npm ci --no-audit --no-fund
+        npm run --silent lint
+        npm run --silent format:check
+        npm run --silent build
+        npm test --silent
+    )
 }
 
 step_local_invoke() {

@@ -57,6 +57,12 @@ impl FromStr for Region {
     }
 }
 
+/// The highest dot counter a stamp may hold: 2^53 - 1, so that every
+/// counter survives a JSON number round trip (JavaScript writers) and the
+/// next write's `counter + 1` can never overflow. Larger counters are a
+/// [`StampError::Overflow`] at decode.
+pub const MAX_COUNTER: u64 = (1 << 53) - 1;
+
 /// The position of a write on its Region's chain: counter and nonce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Tick {
@@ -73,10 +79,51 @@ impl Tick {
     pub(crate) fn decode(text: &str) -> Result<Self, StampError> {
         let bad = || StampError::BadDot(text.to_owned());
         let (c, n) = text.split_once(':').ok_or_else(bad)?;
-        Ok(Tick {
+        let tick = Tick {
             counter: c.parse().map_err(|_| bad())?,
             nonce: u32::from_str_radix(n, 36).map_err(|_| bad())?,
-        })
+        };
+        check_counter(tick.counter)?;
+        Ok(tick)
+    }
+
+    /// The tick that follows this one's counter on the chain (nonce 0).
+    ///
+    /// # Errors
+    /// [`StampError::Overflow`] when the counter is at [`MAX_COUNTER`].
+    pub fn next_counter(&self) -> Result<u64, StampError> {
+        next_counter(self.counter)
+    }
+}
+
+/// `counter + 1`, checked: never above [`MAX_COUNTER`].
+///
+/// # Errors
+/// [`StampError::Overflow`] naming `counter`.
+pub fn next_counter(counter: u64) -> Result<u64, StampError> {
+    counter
+        .checked_add(1)
+        .filter(|next| *next <= MAX_COUNTER)
+        .ok_or_else(|| StampError::overflow("counter", "the next dot counter would pass 2^53 - 1"))
+}
+
+/// Refuses a counter above [`MAX_COUNTER`].
+pub(crate) fn check_counter(counter: u64) -> Result<u64, StampError> {
+    if counter > MAX_COUNTER {
+        Err(StampError::overflow(
+            "counter",
+            "a dot counter above 2^53 - 1",
+        ))
+    } else {
+        Ok(counter)
+    }
+}
+
+/// Keeps an overflow (it names a field); any other error becomes `bad`.
+fn or_bad(e: StampError, bad: impl FnOnce() -> StampError) -> StampError {
+    match e {
+        StampError::Overflow { .. } => e,
+        _ => bad(),
     }
 }
 
@@ -108,9 +155,10 @@ impl Dot {
         let (region, tick) = text
             .split_once(':')
             .ok_or_else(|| StampError::BadDot(text.to_owned()))?;
+        let bad = || StampError::BadDot(text.to_owned());
         Ok(Dot {
-            region: Region::parse(region).map_err(|_| StampError::BadDot(text.to_owned()))?,
-            tick: Tick::decode(tick).map_err(|_| StampError::BadDot(text.to_owned()))?,
+            region: Region::parse(region).map_err(|_| bad())?,
+            tick: Tick::decode(tick).map_err(|e| or_bad(e, bad))?,
         })
     }
 }
@@ -141,7 +189,7 @@ impl TimedDot {
         let bad = || StampError::BadDot(text.to_owned());
         let (dot, time) = text.rsplit_once(':').ok_or_else(bad)?;
         Ok(TimedDot {
-            dot: Dot::decode(dot).map_err(|_| bad())?,
+            dot: Dot::decode(dot).map_err(|e| or_bad(e, bad))?,
             time_ms: time.parse().map_err(|_| bad())?,
         })
     }
@@ -185,6 +233,21 @@ mod tests {
         assert_eq!(d.encode(), "us-east-1:42:1z141z3:1764000000123");
         assert_eq!(TimedDot::decode(&d.encode()).unwrap(), d);
         assert_eq!(Dot::decode(&d.dot.encode()).unwrap(), d.dot);
+    }
+
+    #[test]
+    fn counters_past_the_cap_are_an_overflow_not_a_bad_dot() {
+        let ok = format!("us-east-1:{MAX_COUNTER}:a");
+        assert_eq!(Dot::decode(&ok).unwrap().tick.counter, MAX_COUNTER);
+        for counter in [MAX_COUNTER + 1, u64::MAX] {
+            let err = Dot::decode(&format!("us-east-1:{counter}:a")).unwrap_err();
+            assert!(matches!(err, StampError::Overflow { .. }), "{err:?}");
+            let err = TimedDot::decode(&format!("us-east-1:{counter}:a:5")).unwrap_err();
+            assert!(matches!(err, StampError::Overflow { .. }), "{err:?}");
+        }
+        assert_eq!(next_counter(MAX_COUNTER - 1), Ok(MAX_COUNTER));
+        assert!(next_counter(MAX_COUNTER).is_err());
+        assert!(next_counter(u64::MAX).is_err());
     }
 
     #[test]

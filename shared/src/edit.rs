@@ -8,9 +8,12 @@ use serde_dynamo::{AttributeValue, Item};
 use thiserror::Error;
 
 use crate::dot::{Region, Tick};
+use crate::error::StampError;
 use crate::merge::Merger;
 use crate::stamp::Schema;
-use crate::version::{counter_total, Header, Home, Register, Sibling, Version, WriterKind};
+use crate::version::{
+    counter_total, exact_counter_total, Header, Home, Register, Sibling, Version, WriterKind,
+};
 
 /// A change the writer cannot make; nothing is written.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -27,6 +30,10 @@ pub enum EditError {
     CounterRemoved(String),
     #[error("counter `{0}` would overflow")]
     Overflow(String),
+    /// The base version's stamp cannot take another write (a dot counter
+    /// or an epoch at its cap).
+    #[error(transparent)]
+    Stamp(#[from] StampError),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,7 +67,10 @@ impl Draft {
             Some(Change::Remove) => None,
             Some(Change::Add(delta)) => {
                 let now = self.current.get(attribute).and_then(as_i64).unwrap_or(0);
-                Some(AttributeValue::N((now + delta).to_string()))
+                // Exact, never wrapped: `apply` refuses a total past i64.
+                Some(AttributeValue::N(
+                    (i128::from(now) + i128::from(*delta)).to_string(),
+                ))
             }
             None => self.current.get(attribute).cloned(),
         }
@@ -79,12 +89,20 @@ impl Draft {
 
     /// Adds `delta` to a counter attribute (negative to decrement).
     pub fn increment(&mut self, attribute: &str, delta: i64) -> &mut Self {
-        let total = match self.changes.get(attribute) {
-            Some(Change::Add(d)) => d.saturating_add(delta),
-            _ => delta,
+        let change = match self.changes.get(attribute) {
+            Some(Change::Add(d)) => Change::Add(d.saturating_add(delta)),
+            // Set earlier in this draft (an adopted legacy value, or the
+            // app's own set): the increment adds to that value. Exact,
+            // never wrapped: `apply` refuses a total past i64.
+            Some(Change::Set(v)) => match as_i64(v) {
+                Some(n) => Change::Set(AttributeValue::N(
+                    (i128::from(n) + i128::from(delta)).to_string(),
+                )),
+                None => Change::Add(delta),
+            },
+            _ => Change::Add(delta),
         };
-        self.changes
-            .insert(attribute.to_owned(), Change::Add(total));
+        self.changes.insert(attribute.to_owned(), change);
         self
     }
 
@@ -124,30 +142,64 @@ pub struct WriteContext {
 
 impl WriteContext {
     /// The header of the write that follows `base` in this Region.
-    pub fn header_after(&self, base: &Version) -> Header {
-        Header {
+    ///
+    /// # Errors
+    /// [`StampError::Overflow`] when `base`'s counter for this Region is at
+    /// its cap: no write can follow it.
+    pub fn header_after(&self, base: &Version) -> Result<Header, StampError> {
+        Ok(Header {
             origin: self.region.clone(),
             time_ms: self.time_ms,
             by: self.by,
             tick: Tick {
-                counter: base.next_counter(&self.region),
+                counter: base.next_counter(&self.region)?,
                 nonce: self.nonce,
             },
-        }
+        })
     }
 }
 
 /// Gives `version` a fresh header (a new dot of `ctx.region`) and records
 /// that dot as known. What a resolver does to a merge result before writing.
-pub fn restamp(mut version: Version, ctx: &WriteContext, merger: &Merger) -> Version {
-    version.header = ctx.header_after(&version);
+///
+/// Prefer [`try_restamp`]. This one cannot fail for versions read by
+/// [`Schema::decode`] and their merges (the decoder refuses a counter that
+/// could not take one more write); for any other version at the cap it
+/// leaves the header as it is rather than wrap a counter.
+pub fn restamp(version: Version, ctx: &WriteContext, merger: &Merger) -> Version {
+    let mut version = version;
+    if let Ok(header) = ctx.header_after(&version) {
+        version.header = header;
+        version
+            .known
+            .entry(ctx.region.clone())
+            .or_default()
+            .insert(version.header.tick);
+    }
+    version.trim(merger.window);
+    version
+}
+
+/// [`restamp`], checked: the result is a version the decoder reads back,
+/// whose counters and epoch can take the next write and move and whose
+/// counter totals fit the item.
+///
+/// # Errors
+/// [`StampError::Overflow`] naming the field; nothing should be written.
+pub fn try_restamp(
+    mut version: Version,
+    ctx: &WriteContext,
+    merger: &Merger,
+) -> Result<Version, StampError> {
+    version.header = ctx.header_after(&version)?;
     version
         .known
         .entry(ctx.region.clone())
         .or_default()
         .insert(version.header.tick);
     version.trim(merger.window);
-    version
+    version.check_arithmetic()?;
+    Ok(version)
 }
 
 /// Applies `draft` to `base`, producing the next version written in
@@ -164,7 +216,7 @@ pub fn apply(
     home: Option<Home>,
 ) -> Result<Version, EditError> {
     let mut next = base.clone();
-    next.header = ctx.header_after(base);
+    next.header = ctx.header_after(base)?;
     let tick = next.header.tick;
     let at = next.header.timed_dot();
     next.known
@@ -188,10 +240,9 @@ pub fn apply(
                         attribute: name.clone(),
                         got: crate::stamp::describe(value),
                     })?;
-                    let now = next.counters.get(name).map_or(0, counter_total);
-                    target
-                        .checked_sub(now)
-                        .ok_or_else(|| EditError::Overflow(name.clone()))?
+                    let now = next.counters.get(name).map_or(0, exact_counter_total);
+                    i64::try_from(i128::from(target) - now)
+                        .map_err(|_| EditError::Overflow(name.clone()))?
                 }
             };
             let counter = next.counters.entry(name.clone()).or_default();
@@ -201,14 +252,7 @@ pub fn apply(
                 .deltas
                 .insert(tick, delta);
             // Stored totals must stay i64: refuse a write that overflows.
-            counter
-                .values()
-                .try_fold(0i64, |acc, c| {
-                    c.deltas
-                        .values()
-                        .try_fold(acc.checked_add(c.base)?, |a, d| a.checked_add(*d))
-                })
-                .ok_or_else(|| EditError::Overflow(name.clone()))?;
+            counter_total(counter).map_err(|_| EditError::Overflow(name.clone()))?;
             // A counter attribute never keeps a plain register.
             next.attrs.remove(name);
             continue;
@@ -234,6 +278,9 @@ pub fn apply(
         }
     }
     next.trim(merger.window);
+    // Never write a stamp the decoder would refuse (a counter or an epoch
+    // that could not take the next write or move).
+    next.check_arithmetic()?;
     Ok(next)
 }
 
@@ -301,5 +348,89 @@ pub fn empty_version(key: BTreeMap<String, AttributeValue>, ctx: &WriteContext) 
         attrs: BTreeMap::new(),
         counters: BTreeMap::new(),
         home: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+
+    fn ctx(region: &str) -> WriteContext {
+        WriteContext {
+            region: Region::parse(region).unwrap(),
+            time_ms: 1_764_000_100_000,
+            nonce: 9,
+            by: WriterKind::App,
+        }
+    }
+
+    /// The fixture with us-east-1's highest counter set to `counter`.
+    fn at_counter(counter: u64) -> Version {
+        let (mut x, _) = fixtures::concurrent_pair();
+        let east = Region::parse("us-east-1").unwrap();
+        x.known
+            .get_mut(&east)
+            .unwrap()
+            .insert(Tick { counter, nonce: 3 });
+        x
+    }
+
+    #[test]
+    fn a_write_after_the_last_counter_is_refused_not_wrapped() {
+        let merger = Merger::new(fixtures::rules());
+        let schema = fixtures::schema();
+        let mut draft = Draft::new(BTreeMap::new());
+        draft.set("attr_01", AttributeValue::S("x".into()));
+        for counter in [u64::MAX, crate::dot::MAX_COUNTER] {
+            let base = at_counter(counter);
+            let err = apply(&base, &draft, &ctx("us-east-1"), &merger, &schema, None).unwrap_err();
+            assert!(
+                matches!(&err, EditError::Stamp(StampError::Overflow { field, .. }) if field == "k.us-east-1"),
+                "{err:?}"
+            );
+            assert!(try_restamp(base.clone(), &ctx("us-east-1"), &merger).is_err());
+            // The infallible form leaves the header rather than wrap it.
+            let kept = restamp(base.clone(), &ctx("us-east-1"), &merger);
+            assert_eq!(kept.header, base.header);
+            // Nor does another Region write it on: the stamp it would write
+            // is one the decoder refuses.
+            assert!(apply(&base, &draft, &ctx("eu-west-1"), &merger, &schema, None).is_err());
+        }
+        // One below the cap: the write takes the last counter, and the
+        // version it makes can take no more (so it is refused too: never
+        // write a stamp the decoder would refuse).
+        let base = at_counter(crate::dot::MAX_COUNTER - 1);
+        assert!(apply(&base, &draft, &ctx("us-east-1"), &merger, &schema, None).is_err());
+        let base = at_counter(crate::dot::MAX_COUNTER - 2);
+        let next = apply(&base, &draft, &ctx("us-east-1"), &merger, &schema, None).unwrap();
+        assert_eq!(next.header.tick.counter, crate::dot::MAX_COUNTER - 1);
+        schema.decode(&schema.encode(&next)).unwrap();
+    }
+
+    #[test]
+    fn counter_increments_never_wrap() {
+        let mut draft = Draft::new(BTreeMap::from([(
+            "stock".to_owned(),
+            AttributeValue::N(i64::MAX.to_string()),
+        )]));
+        draft.increment("stock", 1);
+        assert_eq!(
+            draft.get("stock"),
+            Some(AttributeValue::N("9223372036854775808".into()))
+        );
+        let (x, _) = fixtures::concurrent_pair();
+        let mut draft = Draft::new(x.values());
+        draft.increment("stock", i64::MAX);
+        let err = apply(
+            &x,
+            &draft,
+            &ctx("us-east-1"),
+            &Merger::new(fixtures::rules()),
+            &fixtures::schema(),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err, EditError::Overflow("stock".into()));
     }
 }

@@ -18,7 +18,7 @@ pub enum StampError {
         "attribute `{0}` has a value but no dot in the stamp (written outside the stamp protocol)"
     )]
     UndottedAttribute(String),
-    #[error("counter attribute `{attribute}` holds {found} but its per-Region contributions sum to {expected}")]
+    #[error("counter attribute `{attribute}` holds {found}, not the sum of its per-Region contributions")]
     CounterMismatch {
         attribute: String,
         found: String,
@@ -26,6 +26,19 @@ pub enum StampError {
     },
     #[error("the item lacks key attribute `{0}`")]
     MissingKey(String),
+    /// A number read from the stamp (an epoch, a dot counter, a counter
+    /// contribution) that would overflow, or leave the range a stamp may
+    /// hold, on the next write or move. Names the field, never a value.
+    #[error("stamp field `{field}` would overflow: {reason}")]
+    Overflow { field: String, reason: &'static str },
+    /// A stamp larger than the decoder accepts: names the cap (a constant
+    /// of [`crate::stamp`]) and the field that exceeds it.
+    #[error("stamp field `{field}` exceeds the cap {cap} ({limit})")]
+    CapExceeded {
+        cap: &'static str,
+        field: String,
+        limit: usize,
+    },
 }
 
 impl StampError {
@@ -33,6 +46,31 @@ impl StampError {
         StampError::Field {
             field: field.to_owned(),
             reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn overflow(field: &str, reason: &'static str) -> Self {
+        StampError::Overflow {
+            field: field.to_owned(),
+            reason,
+        }
+    }
+
+    /// The same error, an overflow or cap now naming `field` (the decoder
+    /// knows where in the stamp a number was read; the parsers below it
+    /// do not).
+    pub(crate) fn in_field(self, field: &str) -> Self {
+        match self {
+            StampError::Overflow { reason, .. } => StampError::Overflow {
+                field: field.to_owned(),
+                reason,
+            },
+            StampError::CapExceeded { cap, limit, .. } => StampError::CapExceeded {
+                cap,
+                field: field.to_owned(),
+                limit,
+            },
+            other => other,
         }
     }
 }

@@ -236,7 +236,7 @@ impl Trigger {
                 };
                 Trigger::After {
                     writes,
-                    window_ms: amount * unit_ms,
+                    window_ms: amount.checked_mul(unit_ms).ok_or_else(bad)?,
                 }
             }
         })
@@ -296,7 +296,12 @@ pub fn decide(
     let fenced = write
         .seen
         .is_some_and(|s| (s.epoch, &s.region) < (current.epoch, &current.region));
-    let moved = Home::new(writer.clone(), current.epoch + 1);
+    // A home whose epoch cannot go one up (a crafted `e` at the cap)
+    // cannot move: it stays, fenced as it is, and is never wrapped to a low
+    // epoch that older copies would beat.
+    let Ok(moved) = current.moved_to(writer.clone()) else {
+        return HomeChange::Stay(current.clone());
+    };
     if &current.region == writer || fenced {
         return HomeChange::Stay(current.clone());
     }
@@ -526,6 +531,41 @@ mod tests {
         }
         assert_eq!(many.writes[&west].len(), PendingMove::KEPT);
         assert!(!many.add(&west, 3, 30), "older than every write kept");
+    }
+
+    #[test]
+    fn a_home_at_the_last_epoch_cannot_move_and_never_wraps() {
+        let (east, west) = (r("us-east-1"), r("eu-west-1"));
+        for epoch in [u64::MAX, crate::version::MAX_EPOCH] {
+            let pinned = Home::new(east.clone(), epoch);
+            let err = pinned.next_epoch().unwrap_err();
+            assert!(
+                matches!(&err, crate::StampError::Overflow { field, .. } if field == "e"),
+                "{err:?}"
+            );
+            assert!(!err.to_string().contains(&epoch.to_string()), "{err}");
+            assert!(pinned.moved_to(west.clone()).is_err());
+            // Evacuated, `always`: still it stays (no move to epoch 0 that
+            // every older copy would beat).
+            for trigger in [Trigger::Always, Trigger::Evacuated] {
+                assert_eq!(
+                    decide(trigger, &pinned, fw(&west, 1, 0, &pinned), true),
+                    HomeChange::Stay(pinned.clone())
+                );
+            }
+        }
+        let last = Home::new(east, crate::version::MAX_EPOCH - 1);
+        assert_eq!(
+            last.next_epoch(),
+            Ok(crate::version::MAX_EPOCH),
+            "one move left"
+        );
+    }
+
+    #[test]
+    fn a_window_too_long_for_milliseconds_is_refused() {
+        let text = "after:3:9999999999999999d";
+        assert!(Trigger::parse(text).unwrap_err().contains(text));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod dot;
 pub mod dynamo;
 pub mod edit;
 pub mod error;
+pub mod faults;
 pub mod fixtures;
 pub mod home;
 pub mod merge;

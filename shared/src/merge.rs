@@ -16,6 +16,10 @@ use crate::version::{Contribution, Counter, Home, Register, Sibling, Version};
 /// K=16 lost no edit in 10,000 histories of 12 writes in 6 s; 32 covers 30).
 pub const DEFAULT_WINDOW: usize = 32;
 
+/// The largest window a deployment may configure (`DOT_WINDOW`), and so the
+/// most distinct counters of one Region a stamp's `k` may hold.
+pub const MAX_WINDOW: usize = 1024;
+
 /// Merge rules plus the window size: everything a merge needs.
 #[derive(Clone, Debug)]
 pub struct Merger {
@@ -51,7 +55,7 @@ pub enum Decision {
         note: Option<String>,
     },
     /// A counter: the per-Region contributions of both sides add up.
-    Counter { total: i64 },
+    Counter { total: i128 },
 }
 
 impl fmt::Display for Decision {
@@ -179,7 +183,7 @@ impl Merger {
             let mine = left.counters.entry(name.clone()).or_default();
             if mine != theirs {
                 join_counter(mine, theirs);
-                let total = crate::version::counter_total(mine);
+                let total = crate::version::exact_counter_total(mine);
                 explanation
                     .attributes
                     .push((name.clone(), Decision::Counter { total }));
@@ -187,7 +191,7 @@ impl Merger {
         }
         for (name, mine) in &left.counters {
             if !right.counters.contains_key(name) {
-                let total = crate::version::counter_total(mine);
+                let total = crate::version::exact_counter_total(mine);
                 explanation
                     .attributes
                     .push((name.clone(), Decision::Counter { total }));

@@ -15,6 +15,13 @@
 //! | `m` | M | foreign writes counted towards an `after N` re-home: Region -> S `counter:time_ms ...` (its latest 16) |
 //!
 //! Decoding is strict: a malformed field is a [`StampError`] naming it.
+//! It is also bounded: a stamp over one of the caps below is a
+//! [`StampError::CapExceeded`] naming the cap, and a number that would
+//! overflow on the next write or move (a dot counter at
+//! [`crate::dot::MAX_COUNTER`], an epoch at [`crate::version::MAX_EPOCH`],
+//! counter contributions whose sum leaves `i64`) a
+//! [`StampError::Overflow`] naming the field. Errors name fields and
+//! attributes, never an item's values.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -29,6 +36,32 @@ use crate::version::{
 
 /// Default name of the stamp attribute.
 pub const DEFAULT_STAMP_ATTRIBUTE: &str = "_hw";
+
+/// Most Regions a stamp names in `k`, in one counter of `c`, or in `m`.
+pub const MAX_REGIONS: usize = 64;
+
+/// Most distinct counters in one Region's window of `k` (the largest
+/// `DOT_WINDOW` a deployment may configure).
+pub const MAX_WINDOW: usize = crate::merge::MAX_WINDOW;
+
+/// Most dots in one Region's window of `k`, or deltas in one Region's
+/// contribution of `c`: the window with room for forked dots (equal
+/// counters, different nonces).
+pub const MAX_WINDOW_TICKS: usize = 2 * MAX_WINDOW;
+
+/// Most concurrent edits (siblings) of one attribute in `s`.
+pub const MAX_SIBLINGS: usize = 64;
+
+/// Most foreign writes of one Region in `m` (what a home copy keeps).
+pub const MAX_PENDING_WRITES: usize = PendingMove::KEPT;
+
+fn cap(cap: &'static str, field: &str, limit: usize) -> StampError {
+    StampError::CapExceeded {
+        cap,
+        field: field.to_owned(),
+        limit,
+    }
+}
 
 /// What the codec needs to know about the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,17 +121,30 @@ impl Schema {
         let header = decode_header(stamp)?;
 
         let mut known = BTreeMap::new();
-        for (region, ticks) in map(stamp, "k")? {
+        let k = map(stamp, "k")?;
+        if k.len() > MAX_REGIONS {
+            return Err(cap("MAX_REGIONS", "k", MAX_REGIONS));
+        }
+        for (region, ticks) in k {
             let AttributeValue::S(text) = ticks else {
                 return Err(StampError::field(
                     "k",
                     format!("`{region}` is not a string"),
                 ));
             };
-            let window = text
-                .split_ascii_whitespace()
-                .map(Tick::decode)
-                .collect::<Result<BTreeSet<_>, _>>()?;
+            let field = format!("k.{region}");
+            let mut window = BTreeSet::new();
+            for (i, tick) in text.split_ascii_whitespace().enumerate() {
+                if i >= MAX_WINDOW_TICKS {
+                    return Err(cap("MAX_WINDOW_TICKS", &field, MAX_WINDOW_TICKS));
+                }
+                window.insert(Tick::decode(tick).map_err(|e| e.in_field(&field))?);
+            }
+            let mut distinct: Vec<u64> = window.iter().map(|t| t.counter).collect();
+            distinct.dedup();
+            if distinct.len() > MAX_WINDOW {
+                return Err(cap("MAX_WINDOW", &field, MAX_WINDOW));
+            }
             known.insert(Region::parse(region)?, window);
         }
 
@@ -112,7 +158,7 @@ impl Schema {
         let mut attrs = BTreeMap::new();
         if let Some(d) = optional_map(stamp, "d")? {
             for (at, names) in d {
-                let at = TimedDot::decode(at)?;
+                let at = TimedDot::decode(at).map_err(|e| e.in_field("d"))?;
                 let AttributeValue::Ss(names) = names else {
                     return Err(StampError::field(
                         "d",
@@ -150,7 +196,8 @@ impl Schema {
                 continue;
             }
             if let Some(counter) = counters.get(name) {
-                let expected = counter_total(counter);
+                let expected =
+                    counter_total(counter).map_err(|e| e.in_field(&format!("c.{name}")))?;
                 if *value != AttributeValue::N(expected.to_string()) {
                     return Err(StampError::CounterMismatch {
                         attribute: name.clone(),
@@ -165,14 +212,18 @@ impl Schema {
 
         let home = decode_home(stamp)?;
 
-        Ok(Version {
+        let version = Version {
             key,
             header,
             known,
             attrs,
             counters,
             home,
-        })
+        };
+        // Every dot counter can take the next write, the epoch the next
+        // move, and every counter's total fits the item.
+        version.check_arithmetic()?;
+        Ok(version)
     }
 
     /// Encodes a version as a full item: key, shown values, stamp.
@@ -198,22 +249,33 @@ pub fn decode_home(stamp: &HashMap<String, AttributeValue>) -> Result<Option<Hom
         (Some(_), Some(_)) => (Region::parse(string(stamp, "h")?)?, number(stamp, "e")?),
         _ => return Err(StampError::field("h", "`h` and `e` come together")),
     };
+    // The next move takes `e + 1`: an epoch at the cap is refused here, so
+    // that it can neither wrap nor pin the home.
+    crate::version::next_epoch(epoch)?;
     let pending = match stamp.get("m") {
         None => None,
         Some(AttributeValue::M(m)) => {
+            if m.len() > MAX_REGIONS {
+                return Err(cap("MAX_REGIONS", "m", MAX_REGIONS));
+            }
             let mut writes = BTreeMap::new();
             for (region, list) in m {
                 let AttributeValue::S(list) = list else {
                     return Err(StampError::field("m", "a Region's writes are not a string"));
                 };
                 let mut kept = BTreeSet::new();
-                for pair in list.split_whitespace() {
+                for (i, pair) in list.split_whitespace().enumerate() {
+                    if i >= MAX_PENDING_WRITES {
+                        return Err(cap("MAX_PENDING_WRITES", "m", MAX_PENDING_WRITES));
+                    }
                     let parsed = pair
                         .split_once(':')
                         .and_then(|(c, t)| Some((c.parse().ok()?, t.parse().ok()?)));
-                    kept.insert(parsed.ok_or_else(|| {
+                    let (counter, time) = parsed.ok_or_else(|| {
                         StampError::field("m", "writes are `counter:time_ms` pairs")
-                    })?);
+                    })?;
+                    crate::dot::check_counter(counter).map_err(|e| e.in_field("m"))?;
+                    kept.insert((counter, time));
                 }
                 writes.insert(Region::parse(region)?, kept);
             }
@@ -241,7 +303,7 @@ pub fn decode_header(stamp: &HashMap<String, AttributeValue>) -> Result<Header, 
             ))
         }
     };
-    let dot = crate::dot::Dot::decode(string(stamp, "dot")?)?;
+    let dot = crate::dot::Dot::decode(string(stamp, "dot")?).map_err(|e| e.in_field("dot"))?;
     if dot.region != origin {
         return Err(StampError::field("dot", "its Region differs from `o`"));
     }
@@ -348,6 +410,9 @@ fn decode_counter(attribute: &str, value: &AttributeValue) -> Result<Counter, St
     let AttributeValue::M(per_region) = value else {
         return Err(StampError::field(&field, "not a map"));
     };
+    if per_region.len() > MAX_REGIONS {
+        return Err(cap("MAX_REGIONS", &field, MAX_REGIONS));
+    }
     let mut counter = Counter::new();
     for (region, text) in per_region {
         let AttributeValue::S(text) = text else {
@@ -365,13 +430,18 @@ fn decode_counter(attribute: &str, value: &AttributeValue) -> Result<Counter, St
         let mut parts = text.split_ascii_whitespace();
         let base = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
         let watermark = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        crate::dot::check_counter(watermark).map_err(|e| e.in_field(&field))?;
         let mut deltas = BTreeMap::new();
-        for part in parts {
+        for (i, part) in parts.enumerate() {
+            if i >= MAX_WINDOW_TICKS {
+                return Err(cap("MAX_WINDOW_TICKS", &field, MAX_WINDOW_TICKS));
+            }
             let (tick, delta) = part.rsplit_once(':').ok_or_else(bad)?;
-            deltas.insert(
-                Tick::decode(tick).map_err(|_| bad())?,
-                delta.parse().map_err(|_| bad())?,
-            );
+            let tick = Tick::decode(tick).map_err(|e| match e {
+                StampError::Overflow { .. } => e.in_field(&field),
+                _ => bad(),
+            })?;
+            deltas.insert(tick, delta.parse().map_err(|_| bad())?);
         }
         counter.insert(
             Region::parse(region)?,
@@ -394,6 +464,9 @@ fn decode_siblings(
     let AttributeValue::L(list) = list else {
         return Err(StampError::field(&field, "not a list"));
     };
+    if list.len() > MAX_SIBLINGS {
+        return Err(cap("MAX_SIBLINGS", &field, MAX_SIBLINGS));
+    }
     let mut siblings = Vec::with_capacity(list.len());
     for entry in list {
         let AttributeValue::M(m) = entry else {
@@ -402,7 +475,8 @@ fn decode_siblings(
         siblings.push(Sibling {
             at: TimedDot::decode(
                 string(m, "at").map_err(|_| StampError::field(&field, "an entry lacks `at`"))?,
-            )?,
+            )
+            .map_err(|e| e.in_field(&field))?,
             value: m.get("v").cloned(),
         });
     }
@@ -449,11 +523,267 @@ fn optional_map<'a>(
     }
 }
 
-/// A short description of a value for error messages.
+/// A short description of a value for error messages: its type and size,
+/// never the value itself (error texts reach logs; items hold personal data).
 pub(crate) fn describe(value: &AttributeValue) -> String {
-    match value {
-        AttributeValue::N(n) => n.clone(),
-        AttributeValue::S(s) => format!("{s:?}"),
-        other => format!("a {} value", crate::rules::type_name(other)),
+    format!(
+        "a {} value of {} bytes",
+        crate::rules::type_name(value),
+        crate::size::value_size(value)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+
+    /// A valid stamped item (three Regions, a counter, siblings-free).
+    fn item() -> Item {
+        let (x, _) = fixtures::concurrent_pair();
+        fixtures::schema().encode(&x)
+    }
+
+    fn stamp(item: &mut Item) -> &mut HashMap<String, AttributeValue> {
+        match item.get_mut(DEFAULT_STAMP_ATTRIBUTE) {
+            Some(AttributeValue::M(m)) => m,
+            _ => panic!("no stamp"),
+        }
+    }
+
+    fn s(text: &str) -> AttributeValue {
+        AttributeValue::S(text.into())
+    }
+
+    fn decode(item: &Item) -> Result<Version, StampError> {
+        fixtures::schema().decode(item)
+    }
+
+    /// Overflow and cap errors name fields and caps, never a number read.
+    fn assert_no_values(err: &StampError, values: &[&str]) {
+        let text = err.to_string();
+        for v in values {
+            assert!(!text.contains(v), "{text} shows {v}");
+        }
+    }
+
+    #[test]
+    fn the_fixture_decodes() {
+        decode(&item()).unwrap();
+    }
+
+    #[test]
+    fn an_epoch_that_cannot_go_one_up_is_refused() {
+        let mut it = item();
+        stamp(&mut it).insert("h".into(), s("eu-west-1"));
+        for (e, ok) in [
+            (u64::MAX, false),
+            (crate::version::MAX_EPOCH, false),
+            (crate::version::MAX_EPOCH - 1, true),
+        ] {
+            stamp(&mut it).insert("e".into(), AttributeValue::N(e.to_string()));
+            let got = decode(&it);
+            assert_eq!(got.is_ok(), ok, "e = {e}: {got:?}");
+            // The classifier reads the home alone: refused there too.
+            assert_eq!(decode_home(stamp(&mut it)).is_ok(), ok, "e = {e}");
+            if let Err(err) = got {
+                assert!(
+                    matches!(&err, StampError::Overflow { field, .. } if field == "e"),
+                    "{err:?}"
+                );
+                assert_no_values(&err, &[&e.to_string()]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_dot_counter_that_cannot_go_one_up_is_refused() {
+        let max = crate::dot::MAX_COUNTER;
+        for counter in [u64::MAX, max + 1, max] {
+            let mut it = item();
+            let AttributeValue::M(mut k) = stamp(&mut it)["k"].clone() else {
+                panic!()
+            };
+            k.insert("us-east-1".into(), s(&format!("{counter}:b 1:b")));
+            stamp(&mut it).insert("k".into(), AttributeValue::M(k));
+            let err = decode(&it).unwrap_err();
+            assert!(
+                matches!(&err, StampError::Overflow { field, .. } if field == "k.us-east-1"),
+                "{err:?}"
+            );
+            assert_no_values(&err, &[&counter.to_string()]);
+        }
+        // The version's own dot, too.
+        let mut it = item();
+        let dot = match stamp(&mut it).get("dot") {
+            Some(AttributeValue::S(d)) => d.clone(),
+            _ => panic!(),
+        };
+        let region = dot.split(':').next().unwrap().to_owned();
+        stamp(&mut it).insert("dot".into(), s(&format!("{region}:{}:b", u64::MAX)));
+        let err = decode(&it).unwrap_err();
+        assert!(
+            matches!(&err, StampError::Overflow { field, .. } if field == "dot"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn counter_contributions_that_overflow_are_refused() {
+        let mut it = item();
+        let c = HashMap::from([(
+            "stock".to_owned(),
+            AttributeValue::M(HashMap::from([
+                ("us-east-1".to_owned(), s("9223372036854775807 0 1:b:1")),
+                ("eu-west-1".to_owned(), s("9223372036854775807 0")),
+            ])),
+        )]);
+        stamp(&mut it).insert("c".into(), AttributeValue::M(c));
+        it.insert("stock".into(), AttributeValue::N("1".into()));
+        let err = decode(&it).unwrap_err();
+        assert!(
+            matches!(&err, StampError::Overflow { field, .. } if field == "c.stock"),
+            "{err:?}"
+        );
+        assert_no_values(&err, &["9223372036854775807", "\"1\""]);
+    }
+
+    fn k_with(regions: usize, window: &str) -> AttributeValue {
+        AttributeValue::M(
+            (0..regions)
+                .map(|i| (format!("r-{i}"), s(window)))
+                .collect(),
+        )
+    }
+
+    fn cap_of(err: &StampError) -> &'static str {
+        match err {
+            StampError::CapExceeded { cap, .. } => cap,
+            other => panic!("not a cap: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn caps_are_enforced_at_decode_and_named() {
+        // Regions in `k`.
+        let mut it = item();
+        let mut k = match stamp(&mut it).get("k") {
+            Some(AttributeValue::M(k)) => k.clone(),
+            _ => panic!(),
+        };
+        let AttributeValue::M(many) = k_with(MAX_REGIONS, "1:a") else {
+            panic!()
+        };
+        k.extend(many);
+        stamp(&mut it).insert("k".into(), AttributeValue::M(k));
+        let err = decode(&it).unwrap_err();
+        assert_eq!(cap_of(&err), "MAX_REGIONS");
+        assert!(err.to_string().contains("MAX_REGIONS"), "{err}");
+
+        // Distinct counters, and dots, in one Region's window.
+        let window = |n: u64, forks: u32| {
+            let ticks: Vec<String> = (1..=n)
+                .flat_map(|c| (0..forks).map(move |f| format!("{c}:{f}")))
+                .collect();
+            ticks.join(" ")
+        };
+        for (text, cap) in [
+            (window(MAX_WINDOW as u64 + 1, 1), "MAX_WINDOW"),
+            (window(MAX_WINDOW as u64, 3), "MAX_WINDOW_TICKS"),
+        ] {
+            let mut it = item();
+            let AttributeValue::M(mut k) = stamp(&mut it)["k"].clone() else {
+                panic!()
+            };
+            k.insert("us-east-1".into(), s(&text));
+            stamp(&mut it).insert("k".into(), AttributeValue::M(k));
+            let err = decode(&it).unwrap_err();
+            assert_eq!(cap_of(&err), cap);
+            assert!(
+                matches!(&err, StampError::CapExceeded { field, .. } if field == "k.us-east-1")
+            );
+        }
+        // The window a deployment may configure decodes.
+        let mut it = item();
+        let AttributeValue::M(mut k) = stamp(&mut it)["k"].clone() else {
+            panic!()
+        };
+        let AttributeValue::S(east) = &k["us-east-1"] else {
+            panic!()
+        };
+        let full = format!("{east} {}", window(MAX_WINDOW as u64 - 8, 1));
+        k.insert("us-east-1".into(), s(&full));
+        stamp(&mut it).insert("k".into(), AttributeValue::M(k));
+        decode(&it).unwrap();
+
+        // Siblings of one attribute.
+        let mut it = item();
+        let sibling = |i: usize| {
+            AttributeValue::M(HashMap::from([
+                ("at".to_owned(), s(&format!("us-east-1:{}:a:5", i + 1))),
+                ("v".to_owned(), s("x")),
+            ]))
+        };
+        let list = AttributeValue::L((0..=MAX_SIBLINGS).map(sibling).collect());
+        stamp(&mut it).insert(
+            "s".into(),
+            AttributeValue::M(HashMap::from([("note".to_owned(), list)])),
+        );
+        it.insert("note".into(), s("x"));
+        let err = decode(&it).unwrap_err();
+        assert_eq!(cap_of(&err), "MAX_SIBLINGS");
+        assert!(err.to_string().contains("s.note"), "{err}");
+
+        // Deltas of one Region's counter contribution.
+        let mut it = item();
+        let deltas: Vec<String> = (1..=MAX_WINDOW_TICKS + 1)
+            .map(|c| format!("{c}:a:0"))
+            .collect();
+        let c = HashMap::from([(
+            "stock".to_owned(),
+            AttributeValue::M(HashMap::from([(
+                "us-east-1".to_owned(),
+                s(&format!("0 0 {}", deltas.join(" "))),
+            )])),
+        )]);
+        stamp(&mut it).insert("c".into(), AttributeValue::M(c));
+        it.insert("stock".into(), AttributeValue::N("0".into()));
+        assert_eq!(cap_of(&decode(&it).unwrap_err()), "MAX_WINDOW_TICKS");
+
+        // Regions of one counter.
+        let mut it = item();
+        let per_region: HashMap<String, AttributeValue> = (0..=MAX_REGIONS)
+            .map(|i| (format!("r-{i}"), s("0 0")))
+            .collect();
+        stamp(&mut it).insert(
+            "c".into(),
+            AttributeValue::M(HashMap::from([(
+                "stock".to_owned(),
+                AttributeValue::M(per_region),
+            )])),
+        );
+        it.insert("stock".into(), AttributeValue::N("0".into()));
+        assert_eq!(cap_of(&decode(&it).unwrap_err()), "MAX_REGIONS");
+
+        // Foreign writes in `m`: per Region, and Regions.
+        let mut it = item();
+        stamp(&mut it).insert("h".into(), s("us-east-1"));
+        stamp(&mut it).insert("e".into(), AttributeValue::N("1".into()));
+        let writes: Vec<String> = (1..=MAX_PENDING_WRITES + 1)
+            .map(|c| format!("{c}:{c}"))
+            .collect();
+        stamp(&mut it).insert(
+            "m".into(),
+            AttributeValue::M(HashMap::from([(
+                "eu-west-1".to_owned(),
+                s(&writes.join(" ")),
+            )])),
+        );
+        let err = decode(&it).unwrap_err();
+        assert_eq!(cap_of(&err), "MAX_PENDING_WRITES");
+        stamp(&mut it).insert("m".into(), k_with(MAX_REGIONS + 1, "1:1"));
+        assert_eq!(cap_of(&decode(&it).unwrap_err()), "MAX_REGIONS");
+        stamp(&mut it).insert("m".into(), k_with(MAX_REGIONS, "1:1"));
+        decode(&it).unwrap();
     }
 }

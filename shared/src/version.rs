@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_dynamo::AttributeValue;
 
 use crate::dot::{Dot, Region, Tick, TimedDot};
+use crate::error::StampError;
 
 /// Who made a version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -106,17 +107,47 @@ pub struct Contribution {
 }
 
 impl Contribution {
-    pub fn total(&self) -> i64 {
-        self.base + self.deltas.values().sum::<i64>()
+    /// Base plus deltas, exact: summed in `i128`, which no number of `i64`
+    /// terms a stamp can hold overflows.
+    pub fn exact_total(&self) -> i128 {
+        self.deltas
+            .values()
+            .fold(i128::from(self.base), |sum, d| sum + i128::from(*d))
+    }
+
+    /// Base plus deltas.
+    ///
+    /// # Errors
+    /// [`StampError::Overflow`] (field `c`) when the sum leaves `i64`.
+    pub fn total(&self) -> Result<i64, StampError> {
+        i64::try_from(self.exact_total())
+            .map_err(|_| StampError::overflow("c", "a Region's contributions overflow i64"))
     }
 }
 
 /// Per-Region contributions of one counter attribute.
 pub type Counter = BTreeMap<Region, Contribution>;
 
-pub fn counter_total(counter: &Counter) -> i64 {
-    counter.values().map(Contribution::total).sum()
+/// The counter's value, exact (never wraps, whatever the contributions).
+pub fn exact_counter_total(counter: &Counter) -> i128 {
+    counter.values().map(Contribution::exact_total).sum()
 }
+
+/// The counter's value as the item stores it.
+///
+/// # Errors
+/// [`StampError::Overflow`] (field `c`) when the sum of every Region's
+/// contributions leaves `i64`: such a counter is refused, never wrapped.
+pub fn counter_total(counter: &Counter) -> Result<i64, StampError> {
+    i64::try_from(exact_counter_total(counter))
+        .map_err(|_| StampError::overflow("c", "the counter's contributions overflow i64"))
+}
+
+/// The highest home epoch a stamp may hold: 2^53 - 1, so that an epoch
+/// survives a JSON number round trip and `epoch + 1` never wraps (a wrapped
+/// epoch would pin the home and defeat the fencing). Larger epochs are a
+/// [`StampError::Overflow`] at decode; a home at this epoch cannot move.
+pub const MAX_EPOCH: u64 = (1 << 53) - 1;
 
 /// The item's home as the stamp records it; the epoch fences re-homes.
 /// Versions merge by taking the greater home (epoch first), so a re-home
@@ -138,6 +169,24 @@ impl Home {
         }
     }
 
+    /// The epoch of the next move, `epoch + 1`, checked. Every move of a
+    /// home (re-home, evacuation, assignment move) takes its epoch here.
+    ///
+    /// # Errors
+    /// [`StampError::Overflow`] naming `e` when the epoch is at
+    /// [`MAX_EPOCH`] (or above): the home cannot move.
+    pub fn next_epoch(&self) -> Result<u64, StampError> {
+        next_epoch(self.epoch)
+    }
+
+    /// This home moved to `region`, one epoch on.
+    ///
+    /// # Errors
+    /// As [`Self::next_epoch`].
+    pub fn moved_to(&self, region: Region) -> Result<Home, StampError> {
+        Ok(Home::new(region, self.next_epoch()?))
+    }
+
     /// The join of two versions' homes: the higher epoch wins (the Region
     /// breaks a tie between two moves made during one evacuation); for the
     /// same home, the counts of foreign writes are joined.
@@ -153,6 +202,18 @@ impl Home {
             (a, b) => a.max(b),
         }
     }
+}
+
+/// `epoch + 1`, checked: never above [`MAX_EPOCH`]. For epochs read from
+/// elsewhere than a stamp (an assignment record).
+///
+/// # Errors
+/// [`StampError::Overflow`] naming `e`.
+pub fn next_epoch(epoch: u64) -> Result<u64, StampError> {
+    epoch
+        .checked_add(1)
+        .filter(|next| *next <= MAX_EPOCH)
+        .ok_or_else(|| StampError::overflow("e", "the next home epoch would pass 2^53 - 1"))
 }
 
 /// The foreign writes the home copy has counted towards an `after N`
@@ -228,17 +289,43 @@ impl Version {
     }
 
     /// The counter the next write of `region` takes on this item's chain.
-    pub fn next_counter(&self, region: &Region) -> u64 {
-        self.known
-            .get(region)
-            .and_then(|w| w.last())
-            .map_or(1, |t| t.counter + 1)
+    ///
+    /// # Errors
+    /// [`StampError::Overflow`] naming `k.<region>` when the highest known
+    /// counter is at [`crate::dot::MAX_COUNTER`]: no write can follow it.
+    pub fn next_counter(&self, region: &Region) -> Result<u64, StampError> {
+        match self.known.get(region).and_then(|w| w.last()) {
+            None => Ok(1),
+            Some(t) => t
+                .next_counter()
+                .map_err(|e| e.in_field(&format!("k.{region}"))),
+        }
+    }
+
+    /// Every number of this version a write or a move adds to: its
+    /// Regions' counters (the next dot), its home epoch (the next move) and
+    /// its counter totals (which the item stores as `i64`).
+    ///
+    /// # Errors
+    /// The first [`StampError::Overflow`] found, naming its field.
+    pub fn check_arithmetic(&self) -> Result<(), StampError> {
+        for region in self.known.keys() {
+            self.next_counter(region)?;
+        }
+        crate::dot::check_counter(self.header.tick.counter).map_err(|e| e.in_field("dot"))?;
+        if let Some(home) = &self.home {
+            home.next_epoch()?;
+        }
+        for (name, counter) in &self.counters {
+            counter_total(counter).map_err(|e| e.in_field(&format!("c.{name}")))?;
+        }
+        Ok(())
     }
 
     /// The value the item shows for `attribute` (counters as their total).
     pub fn value(&self, attribute: &str) -> Option<AttributeValue> {
         if let Some(counter) = self.counters.get(attribute) {
-            return Some(AttributeValue::N(counter_total(counter).to_string()));
+            return Some(AttributeValue::N(exact_counter_total(counter).to_string()));
         }
         self.attrs.get(attribute).and_then(|r| r.value().cloned())
     }
@@ -251,9 +338,11 @@ impl Version {
             .filter_map(|(name, r)| r.value().map(|v| (name.clone(), v.clone())))
             .collect();
         for (name, counter) in &self.counters {
+            // Exact: a total past i64 shows as it is (and is refused as an
+            // overflow when read back), never wrapped.
             out.insert(
                 name.clone(),
-                AttributeValue::N(counter_total(counter).to_string()),
+                AttributeValue::N(exact_counter_total(counter).to_string()),
             );
         }
         out
@@ -294,10 +383,13 @@ impl Version {
             });
             if let Some(cut) = cut.map(|t| t.counter) {
                 // Everything at or below `cut` leaves the window.
-                *ticks = ticks.split_off(&Tick {
-                    counter: cut + 1,
-                    nonce: 0,
-                });
+                *ticks = match cut.checked_add(1) {
+                    Some(above) => ticks.split_off(&Tick {
+                        counter: above,
+                        nonce: 0,
+                    }),
+                    None => BTreeSet::new(),
+                };
             }
         }
         for counter in self.counters.values_mut() {
@@ -323,16 +415,121 @@ impl Version {
     }
 }
 
-/// Folds every delta at or below `cut` into the base.
+/// Folds every delta at or below `cut` into the base. All or nothing: when
+/// the folded base would leave `i64`, nothing is folded (the contribution
+/// stays exact, its deltas kept), never wrapped.
 pub(crate) fn fold(c: &mut Contribution, cut: u64) {
     if cut <= c.watermark {
         return;
     }
-    let keep = c.deltas.split_off(&Tick {
-        counter: cut + 1,
-        nonce: 0,
-    });
-    c.base += c.deltas.values().sum::<i64>();
+    let keep = match cut.checked_add(1) {
+        Some(above) => c.deltas.split_off(&Tick {
+            counter: above,
+            nonce: 0,
+        }),
+        None => BTreeMap::new(),
+    };
+    let folded = c
+        .deltas
+        .values()
+        .fold(i128::from(c.base), |sum, d| sum + i128::from(*d));
+    let Ok(base) = i64::try_from(folded) else {
+        c.deltas.extend(keep);
+        return;
+    };
+    c.base = base;
     c.deltas = keep;
     c.watermark = c.watermark.max(cut);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn east() -> Region {
+        Region::parse("us-east-1").unwrap()
+    }
+
+    fn tick(counter: u64) -> Tick {
+        Tick { counter, nonce: 1 }
+    }
+
+    fn version(known: &[u64]) -> Version {
+        Version {
+            key: BTreeMap::new(),
+            header: Header {
+                origin: east(),
+                time_ms: 0,
+                by: WriterKind::App,
+                tick: tick(1),
+            },
+            known: BTreeMap::from([(east(), known.iter().copied().map(tick).collect())]),
+            attrs: BTreeMap::new(),
+            counters: BTreeMap::new(),
+            home: None,
+        }
+    }
+
+    #[test]
+    fn a_counter_at_the_cap_cannot_take_another_write() {
+        for at in [u64::MAX, crate::dot::MAX_COUNTER] {
+            let v = version(&[1, at]);
+            let err = v.next_counter(&east()).unwrap_err();
+            assert!(
+                matches!(&err, StampError::Overflow { field, .. } if field == "k.us-east-1"),
+                "{err:?}"
+            );
+            assert!(v.check_arithmetic().is_err());
+        }
+        let v = version(&[crate::dot::MAX_COUNTER - 1]);
+        assert_eq!(v.next_counter(&east()), Ok(crate::dot::MAX_COUNTER));
+        assert_eq!(version(&[]).next_counter(&east()), Ok(1));
+    }
+
+    #[test]
+    fn trimming_a_window_at_the_last_counter_does_not_wrap() {
+        let mut v = version(&[u64::MAX - 1, u64::MAX]);
+        v.trim(1);
+        assert_eq!(v.known[&east()], BTreeSet::from([tick(u64::MAX)]));
+        // The cut at the last counter itself: everything leaves the window
+        // (`cut + 1` would wrap to 0 and keep everything).
+        v.trim(0);
+        assert!(v.known[&east()].is_empty());
+    }
+
+    #[test]
+    fn counter_sums_are_exact_or_refused_never_wrapped() {
+        let c = Contribution {
+            base: i64::MAX,
+            watermark: 0,
+            deltas: BTreeMap::from([(tick(1), 1), (tick(2), -1)]),
+        };
+        assert_eq!(c.total(), Ok(i64::MAX));
+        let mut counter = Counter::from([(east(), c.clone())]);
+        assert_eq!(counter_total(&counter), Ok(i64::MAX));
+        counter.insert(Region::parse("eu-west-1").unwrap(), c.clone());
+        assert!(matches!(
+            counter_total(&counter),
+            Err(StampError::Overflow { .. })
+        ));
+        assert_eq!(exact_counter_total(&counter), 2 * i128::from(i64::MAX));
+
+        // Folding the +1 alone would overflow the base: nothing is folded,
+        // and the contribution keeps its exact total.
+        let mut folded = c.clone();
+        fold(&mut folded, 1);
+        assert_eq!(folded, c);
+        // A fold that fits goes through.
+        let mut ok = c;
+        fold(&mut ok, 2);
+        assert_eq!((ok.base, ok.watermark, ok.deltas.len()), (i64::MAX, 2, 0));
+        // Folding at the last counter does not wrap either.
+        let mut last = Contribution {
+            base: 1,
+            watermark: 0,
+            deltas: BTreeMap::from([(tick(u64::MAX), 2)]),
+        };
+        fold(&mut last, u64::MAX);
+        assert_eq!((last.base, last.watermark), (3, u64::MAX));
+    }
 }

@@ -2,8 +2,14 @@
 //! the Region it writes to, stamps the change, and writes conditionally on
 //! the version it read, retrying with backoff when another write got there
 //! first. Two writers in one Region therefore never lose an update.
+//!
+//! The stamp's time `t` comes from the writer's [`Clock`]: the system clock
+//! by default; a skewed one plays a host whose clock is off (containers,
+//! VMs after suspend, hosts without time sync).
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_dynamo::{AttributeValue, Item};
@@ -87,6 +93,62 @@ impl Default for Tombstones {
     }
 }
 
+/// Where a writer's time comes from, in milliseconds since the epoch, per
+/// Region written to: the stamp's `t` and soft deletes' expiry. The default
+/// is the system clock; a writer's clock may be off by seconds, and nothing
+/// DynamoDB decides (last-writer-wins uses the service's own time of each
+/// write) depends on it.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn(&Region) -> u64 + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Clock(Arc::new(|_: &Region| now_ms()))
+    }
+
+    /// The system clock off by `skew_ms` (ahead when positive) in every
+    /// Region.
+    pub fn skewed(skew_ms: i64) -> Self {
+        Clock(Arc::new(move |_: &Region| skew(now_ms(), skew_ms)))
+    }
+
+    /// The system clock off by a skew per Region (ahead when positive); a
+    /// Region not named has none.
+    pub fn per_region(skews: impl IntoIterator<Item = (Region, i64)>) -> Self {
+        let skews: BTreeMap<Region, i64> = skews.into_iter().collect();
+        Clock(Arc::new(move |r: &Region| {
+            skew(now_ms(), skews.get(r).copied().unwrap_or(0))
+        }))
+    }
+
+    /// Any clock: `f` gives the time of a write to a Region, in ms.
+    pub fn from_fn(f: impl Fn(&Region) -> u64 + Send + Sync + 'static) -> Self {
+        Clock(Arc::new(f))
+    }
+
+    /// The time of a write to `region`, in ms since the epoch.
+    pub fn now_ms(&self, region: &Region) -> u64 {
+        (self.0)(region)
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::system()
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+fn skew(ms: u64, skew_ms: i64) -> u64 {
+    ms.saturating_add_signed(skew_ms)
+}
+
 /// The stamped writer over a [`Store`].
 pub struct Writer<S> {
     store: S,
@@ -98,6 +160,8 @@ pub struct Writer<S> {
     /// strategy). A write that changes it moves the home one epoch on, so
     /// the stamp's home never contradicts it.
     pub home_attribute: Option<String>,
+    /// The stamp's time `t` (and soft deletes' expiry) comes from here.
+    pub clock: Clock,
 }
 
 impl<S: Store> Writer<S> {
@@ -109,7 +173,22 @@ impl<S: Store> Writer<S> {
             backoff: Backoff::default(),
             tombstones: Tombstones::default(),
             home_attribute: None,
+            clock: Clock::system(),
         }
+    }
+
+    /// The same writer with `clock` for its stamps' time.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The same writer with its clock off by `skew_ms` (ahead when
+    /// positive) in every Region.
+    #[must_use]
+    pub fn with_clock_skew(self, skew_ms: i64) -> Self {
+        self.with_clock(Clock::skewed(skew_ms))
     }
 
     pub fn merger(&self) -> &Merger {
@@ -278,7 +357,8 @@ impl<S: Store> Writer<S> {
     /// As [`Self::update`].
     pub async fn delete(&self, region: &Region, key: &Item) -> Result<Version, WriteError> {
         let ttl = self.tombstones.ttl_attribute.clone();
-        let expires = (now_ms() / 1000 + self.tombstones.retention.as_secs()).to_string();
+        let expires =
+            (self.clock.now_ms(region) / 1000 + self.tombstones.retention.as_secs()).to_string();
         self.modify(region, key, None, false, |draft| {
             let names: Vec<String> = draft
                 .names()
@@ -385,7 +465,7 @@ impl<S: Store> Writer<S> {
     fn context(&self, region: &Region) -> WriteContext {
         WriteContext {
             region: region.clone(),
-            time_ms: now_ms(),
+            time_ms: self.clock.now_ms(region),
             nonce: rand::random(),
             by: WriterKind::App,
         }
@@ -439,4 +519,25 @@ pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clocks_are_skewed_per_region() {
+        let east = Region::parse("us-east-1").unwrap();
+        let west = Region::parse("us-west-2").unwrap();
+        let clock = Clock::per_region([(east.clone(), 2000), (west.clone(), -2000)]);
+        let before = now_ms();
+        let (e, w) = (clock.now_ms(&east), clock.now_ms(&west));
+        let after = now_ms();
+        assert!(e >= before + 2000 && e <= after + 2000);
+        assert!(w + 2000 >= before && w + 2000 <= after);
+        let other = Region::parse("eu-west-1").unwrap();
+        assert!(clock.now_ms(&other) >= before);
+        assert_eq!(Clock::from_fn(|_| 7).now_ms(&east), 7);
+        assert_eq!(skew(1000, -5000), 0, "saturates at the epoch");
+    }
 }

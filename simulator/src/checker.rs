@@ -8,6 +8,20 @@
 //! link keeps per-item order, items overtake each other), partitions that
 //! heal, duplicate deliveries, and first deliveries that fail after the
 //! resolver ran (Lambda then redelivers from the lowest failed record).
+//! Each Region's writers have their own clock, off by a skew drawn per
+//! history in ±[`CheckConfig::clock_skew_ms`] (2 s by default): the stamps'
+//! `t` is skewed, replication's last-writer-wins (the service's time) is
+//! not. Every Region's event source mapping applies the FilterCriteria
+//! `template.yaml` deploys ([`crate::filter::Filters::deployed`]) unless
+//! the config says otherwise. The platform is hostile by default
+//! ([`CheckConfig::fault_rate`], 20%): the resolvers' store calls are
+//! throttled, fail with a 5xx, time out after taking effect or hang until
+//! the client's timeout; invocations are killed at a random call (between
+//! the home put and the journal put, say); the Regions' resolvers run at
+//! once, interleaved at every call; the event source mapping runs with the
+//! template's settings (bisection, `MaximumRetryAttempts`, partial batch
+//! responses, [`crate::delivery`]). One shape of step has every Region
+//! write the hot item at once.
 //!
 //! Ground truth: every edit the writer made (item, attribute, value, dot
 //! from the returned version, and what that version knew) and every
@@ -25,7 +39,10 @@
 //! - counters exact: the total is the sum of every increment;
 //! - no loop: the cluster settles within a bound, and delivering every
 //!   record again (cut into other batches) writes nothing and journals
-//!   nothing new.
+//!   nothing new;
+//! - no stall: after settling no record waits in a backlog, and nothing
+//!   sits in the on-failure destination unless the journal holds its
+//!   images (a quarantine entry): a record Lambda gave up on is a loss.
 //!
 //! A history is `(seed, steps)`: its operations come from a generator
 //! seeded with `seed`, and the first `steps` of them are played, so a
@@ -42,6 +59,8 @@ use rand::{Rng, SeedableRng};
 use serde_dynamo::{AttributeValue, Item};
 
 use crate::cluster::{Cluster, Latency, SimStore, Spec};
+use crate::delivery::{Mapping, SetAside};
+use crate::faults::{FaultSpec, Injected, VirtualTime};
 use crate::scenario::Backend;
 
 const REGION_NAMES: [&str; 5] = [
@@ -73,11 +92,26 @@ pub struct CheckConfig {
     pub rules: String,
     /// Shorten failing histories to the smallest failing prefix.
     pub minimize: bool,
-    /// FilterCriteria of every Region's event source mapping.
+    /// FilterCriteria of every Region's event source mapping (default: the
+    /// ones `template.yaml` deploys, per Region; empty: none).
     pub filters: crate::filter::Filters,
+    /// Each history draws each Region's writers' clock skew uniformly in
+    /// ±`clock_skew_ms` (the stamps' `t` is off by it; last-writer-wins
+    /// uses the service's time); 0 turns skew off.
+    pub clock_skew_ms: u64,
     /// `REHOME` for the resolvers (`None`: the default, `evacuated`).
     pub rehome: Option<String>,
+    /// Share of the resolvers' store calls faulted (throttling, 5xx,
+    /// timeouts after effect, hung calls), and half as many invocations
+    /// killed at a call; 0 turns faults off.
+    pub fault_rate: f64,
 }
+
+/// The checker's default bound on each Region's clock skew, in ms.
+pub const CLOCK_SKEW_MS: u64 = 2000;
+
+/// The checker's default share of faulted calls.
+pub const FAULT_RATE: f64 = 0.2;
 
 impl Default for CheckConfig {
     fn default() -> Self {
@@ -89,9 +123,32 @@ impl Default for CheckConfig {
             items: 3,
             rules: RULES.into(),
             minimize: true,
-            filters: crate::filter::Filters::default(),
+            filters: crate::filter::Filters::deployed(&REGION_NAMES),
+            clock_skew_ms: CLOCK_SKEW_MS,
             rehome: None,
+            fault_rate: FAULT_RATE,
         }
+    }
+}
+
+impl CheckConfig {
+    /// The flags that replay a history of this check (besides its seed and
+    /// steps).
+    pub fn replay_flags(&self) -> String {
+        let mut flags = format!(" --regions {}", self.regions);
+        if let Some(rehome) = &self.rehome {
+            flags.push_str(&format!(" --rehome {rehome}"));
+        }
+        if self.fault_rate != FAULT_RATE {
+            flags.push_str(&format!(" --fault-rate {}", self.fault_rate));
+        }
+        if self.clock_skew_ms != CLOCK_SKEW_MS {
+            flags.push_str(&format!(" --clock-skew {}", self.clock_skew_ms));
+        }
+        if self.filters.is_empty() {
+            flags.push_str(" --no-filters");
+        }
+        flags
     }
 }
 
@@ -101,6 +158,8 @@ pub struct Failure {
     pub seed: u64,
     pub steps: usize,
     pub memory: bool,
+    /// The other flags the replay needs ([`CheckConfig::replay_flags`]).
+    pub flags: String,
     pub violations: Vec<String>,
     pub history: Vec<String>,
 }
@@ -109,11 +168,12 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "VIOLATION in history seed {} (minimized to {} steps); replay with:\n  homeward-sim check --histories 1 --seed {} --steps {}{}",
+            "VIOLATION in history seed {} (minimized to {} steps); replay with:\n  homeward-sim check --histories 1 --seed {} --steps {}{}{}",
             self.seed,
             self.steps,
             self.seed,
             self.steps,
+            self.flags,
             if self.memory { " --memory" } else { "" }
         )?;
         writeln!(f, "history:")?;
@@ -143,6 +203,8 @@ pub struct Report {
     /// and how many of them some journal entry explains.
     pub rule_decisions: usize,
     pub rule_decisions_journaled: usize,
+    /// What the platform did to the resolvers, over every history.
+    pub injected: Injected,
     pub failures: Vec<Failure>,
 }
 
@@ -159,6 +221,8 @@ enum Op {
     Increment(usize, usize, i64),
     Tag(usize, usize, String),
     Delete(usize, usize),
+    /// Every Region writes the hot item (item 0) at once.
+    Hot(String),
     Wait(u64),
     Partition(usize),
     HealAll,
@@ -182,8 +246,9 @@ fn plan(seed: u64, regions: usize, items: usize, steps: usize) -> Plan {
             jitter: rng.random_range(0..=3),
         })
         .collect();
-    let batch_size = rng.random_range(1..=8);
-    let batching_window = rng.random_range(0..=1);
+    let batch_size = rng.random_range(1..=8).min(Mapping::deployed().batch_size);
+    // Up to the deployed MaximumBatchingWindowInSeconds (a tick a second).
+    let batching_window = rng.random_range(0..=Mapping::deployed().batching_window_seconds);
     let mut ops = Vec::new();
     let mut partitioned = false;
     for i in 0..steps {
@@ -205,7 +270,8 @@ fn plan(seed: u64, regions: usize, items: usize, steps: usize) -> Plan {
             40..=57 => Op::Increment(r, item, rng.random_range(-3..=3)),
             58..=69 => Op::Tag(r, item, format!("t{i}")),
             70..=72 => Op::Delete(r, item),
-            73..=89 => Op::Wait(rng.random_range(1..=3)),
+            73..=86 => Op::Wait(rng.random_range(1..=3)),
+            87..=89 => Op::Hot(format!("h{i}")),
             90..=94 if !partitioned => {
                 partitioned = true;
                 Op::Partition(r)
@@ -259,6 +325,8 @@ pub async fn check(
         )));
     }
     homeward::Rules::from_json(&config.rules, registry).map_err(|e| CheckError(e.to_string()))?;
+    // In memory, backoffs and hung calls take no wall-clock time.
+    let _virtual_time = matches!(backend, Backend::Memory).then(VirtualTime::start);
     let mut report = Report::default();
     for i in 0..config.histories {
         let seed = config.seed.wrapping_add(i as u64);
@@ -271,6 +339,7 @@ pub async fn check(
         report.histories_with_forks += usize::from(run.forked);
         report.rule_decisions += run.rule_decisions.0;
         report.rule_decisions_journaled += run.rule_decisions.1;
+        report.injected = report.injected.add(&run.injected);
         if run.violations.is_empty() {
             continue;
         }
@@ -290,6 +359,7 @@ pub async fn check(
             seed,
             steps,
             memory: matches!(backend, Backend::Memory),
+            flags: config.replay_flags(),
             violations: failing.violations,
             history: failing.history,
         });
@@ -302,6 +372,7 @@ struct Run {
     rule_decisions: (usize, usize),
     writes: usize,
     stats: crate::cluster::Stats,
+    injected: Injected,
     history: Vec<String>,
     violations: Vec<String>,
 }
@@ -329,8 +400,26 @@ async fn run_history(
     spec.batching_window = plan.batching_window;
     spec.failure_rate = 0.25;
     spec.duplicate_rate = 0.1;
-    spec.max_retries = 10;
+    // The event source mapping as deployed.
+    let mapping = Mapping::deployed();
+    spec.max_retries = mapping.retries();
+    spec.bisect = mapping.bisect;
+    spec.report_failures = mapping.report_batch_item_failures;
+    spec.faults = (config.fault_rate > 0.0).then(|| FaultSpec::new(config.fault_rate, seed));
     spec.filters = config.filters.clone();
+    // Each Region's clock skew, from the history's seed (its own generator:
+    // the plan's operations stay what they were).
+    let mut clock_rng = StdRng::seed_from_u64(seed ^ 0xC10C_5EED);
+    let bound = i64::try_from(config.clock_skew_ms).unwrap_or(i64::MAX);
+    for r in &names {
+        let skew = if bound > 0 {
+            clock_rng.random_range(-bound..=bound)
+        } else {
+            0
+        };
+        spec.clocks.insert((*r).to_owned(), skew);
+    }
+    let clocks = spec.clocks.clone();
     for (i, from) in names.iter().enumerate() {
         for (j, to) in names.iter().enumerate() {
             spec.latencies.insert(
@@ -345,9 +434,10 @@ async fn run_history(
     };
     let w = c.writer();
     let mut history = vec![format!(
-        "setup: batch size {}, batching window {}, links {:?}",
+        "setup: batch size {}, batching window {}, clock skews (ms) {:?}, links {:?}",
         plan.batch_size,
         plan.batching_window,
+        clocks,
         plan.latencies
             .iter()
             .map(|l| (l.delay, l.jitter))
@@ -433,6 +523,34 @@ async fn run_history(
                 .await,
             )),
             Op::Delete(r, item) => Some((*item, w.delete(&regions[*r], &key(*item)).await)),
+            Op::Hot(value) => {
+                // Every Region writes item 0 before anything replicates:
+                // the resolvers then merge into one home copy at once.
+                let mut lines = Vec::new();
+                for (r, region) in regions.iter().enumerate() {
+                    let written = w
+                        .update(region, &key(0), |d| {
+                            d.set("a", AttributeValue::S(format!("{value}-{r}")));
+                        })
+                        .await;
+                    match written {
+                        Ok(v) => {
+                            writes += 1;
+                            record(&mut edits, 0, &v);
+                            lines.push(format!("{} dot {}", names[r], v.header.dot().encode()));
+                        }
+                        Err(e) => lines.push(format!("{} not written: {e}", names[r])),
+                    }
+                }
+                history.push(format!(
+                    "{:>3}. t={} {} -> {}",
+                    i + 1,
+                    c.tick,
+                    describe(op, &names),
+                    lines.join(", ")
+                ));
+                continue;
+            }
             Op::Wait(ticks) => {
                 for _ in 0..*ticks {
                     c.step().await;
@@ -472,9 +590,17 @@ async fn run_history(
             rule_decisions: (0, 0),
             writes,
             stats: c.stats.clone(),
+            injected: c.injected(),
             history,
             violations,
         };
+    }
+    // No stall: every record was processed (or set aside, checked below).
+    if c.backlog_len() > 0 {
+        violations.push(format!(
+            "stall: {} records still wait in a backlog after settling",
+            c.backlog_len()
+        ));
     }
     let stats = c.stats.clone();
     let finals = final_items(&c, &names).await;
@@ -506,10 +632,26 @@ async fn run_history(
             violations.push("redelivering every record changed items".into());
         }
     }
-    if !c.stats.set_aside.is_empty() {
+    // A record in the on-failure destination is lost unless the journal
+    // holds its images (a quarantine entry, say).
+    for lost in unjournaled(&c, &names).await {
         violations.push(format!(
-            "records set aside after retries: {:?}",
-            c.stats.set_aside
+            "lost to the on-failure destination: record {} of {} in {} ({}) was set aside after {} retries and no journal entry holds its {}",
+            lost.sequence,
+            resolver::journal::key_text(&lost.key),
+            lost.region,
+            match (&lost.old_image, &lost.new_image) {
+                (_, Some(new)) => format!("new image {}", crate::cluster::show(new, &c.schema)),
+                (Some(old), None) => format!("old image {}", crate::cluster::show(old, &c.schema)),
+                (None, None) => "no image".into(),
+            },
+            mapping.retries(),
+            match (&lost.old_image, &lost.new_image) {
+                (Some(_), Some(_)) => "old and new images",
+                (None, Some(_)) => "new image",
+                (Some(_), None) => "old image",
+                (None, None) => "images",
+            }
         ));
     }
     let (rule_decisions, unexplained) = journaled_decisions(&c, &names, &finals[0]).await;
@@ -523,9 +665,41 @@ async fn run_history(
         rule_decisions,
         writes,
         stats: c.stats.clone(),
+        injected: c.injected(),
         history,
         violations,
     }
+}
+
+/// The records set aside (the on-failure destination) whose images no
+/// journal entry of any Region holds: each is a loss.
+pub async fn unjournaled(c: &Cluster, names: &[&str]) -> Vec<SetAside> {
+    if c.stats.on_failure.is_empty() {
+        return Vec::new();
+    }
+    let mut kept: Vec<Item> = Vec::new();
+    for r in names {
+        for entry in c.journal(r).await {
+            if let Some(AttributeValue::M(versions)) = entry.get("versions") {
+                for v in versions.values() {
+                    if let AttributeValue::M(m) = v {
+                        kept.push(Item::from(m.clone()));
+                    }
+                }
+            }
+        }
+    }
+    c.stats
+        .on_failure
+        .iter()
+        .filter(|lost| {
+            [&lost.old_image, &lost.new_image]
+                .into_iter()
+                .flatten()
+                .any(|image| !kept.contains(image))
+        })
+        .cloned()
+        .collect()
 }
 
 /// (attributes a rule decided among concurrent edits, how many of them a
@@ -757,6 +931,7 @@ fn describe(op: &Op, names: &[&str]) -> String {
         Op::Increment(r, i, d) => format!("{}: k{i}.{COUNTER} {d:+}", names[*r]),
         Op::Tag(r, i, t) => format!("{}: add {t:?} to k{i}.{SET}", names[*r]),
         Op::Delete(r, i) => format!("{}: soft delete k{i}", names[*r]),
+        Op::Hot(v) => format!("every Region: set k0.a = {v:?}-<Region>"),
         Op::Wait(t) => format!("wait {t} ticks"),
         Op::Partition(r) => format!("partition: {} cut off", names[*r]),
         Op::HealAll => "heal every link".into(),

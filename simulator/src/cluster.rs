@@ -5,40 +5,34 @@
 //!
 //! Time is logical: one [`Cluster::step`] is a tick. Each step reads every
 //! stream, applies the copies that are due, and delivers what each Region's
-//! event source mapping would.
+//! event source mapping would. This module holds the cluster itself: its
+//! setup (moto or memory), reads, and settling and replaying; each
+//! behaviour lives in its own module:
 //!
-//! - Replication tails every Region's stream and copies each local write to
-//!   the other Regions with item-level last-writer-wins on the write time
-//!   (the stamp's `t`, then the dot as a tiebreak); a losing copy is
-//!   dropped, as DynamoDB drops it. What the harness applied itself is never
-//!   replicated again. Each link (Region pair) has a delay and a jitter in
-//!   ticks, keeps per-item order, and can be paused (a partition: copies
-//!   queue up), released, and reordered.
-//! - Delivery turns stream records into Lambda events (eventSourceARN,
-//!   whole-second timestamps), invokes the resolver in-process in batches
-//!   (batch size, batching window in ticks), honours `batchItemFailures`
-//!   (redelivers from the lowest failed sequence number, at most
-//!   `max_retries` times, then sets the records aside as Lambda's on-failure
-//!   destination would), can deliver batches twice, and can fail the first
-//!   delivery of a batch after the resolver ran (a timeout after its writes).
-//! - With resolvers off the same timeline shows plain last-writer-wins.
+//! - [`crate::streams`]: polling the streams, turning changes into Lambda
+//!   records;
+//! - [`crate::replication`]: links, copies and last-writer-wins;
+//! - [`crate::delivery`]: the event source mapping (batches,
+//!   `batchItemFailures`, retries, set-aside records).
+//!
+//! With resolvers off the same timeline shows plain last-writer-wins.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::ScalarAttributeType;
-use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, ShardIteratorType};
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use homeward::dynamo::DynamoStore;
 use homeward::store::Page;
 use homeward::{Merger, PutCondition, Region, Registry, Schema, Store, StoreError, Writer};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use resolver::{Config, Resolver, StreamEvent, Summary};
+use rand::SeedableRng;
+use resolver::Config;
 use serde_dynamo::{AttributeValue, Item};
-use serde_json::{json, Value};
 
 use crate::memory::MemStore;
+use crate::replication::Link;
+use crate::streams::{streams_client, Record, Streams};
 use crate::{unique_table, MotoServer};
 
 /// Delay of one link, in ticks: `delay` plus up to `jitter` more.
@@ -74,14 +68,29 @@ pub struct Spec {
     /// Probability that the first delivery of a batch fails from a random
     /// record on, after the resolver ran.
     pub failure_rate: f64,
+    /// `MaximumRetryAttempts` (`u32::MAX`: no limit).
     pub max_retries: u32,
+    /// `BisectBatchOnFunctionError`: a batch that failed whole is split in
+    /// two before it is retried.
+    pub bisect: bool,
+    /// `ReportBatchItemFailures`: the resolver's `batchItemFailures` are
+    /// honoured (without it Lambda ignores them).
+    pub report_failures: bool,
+    /// The Lambda timeout: each invocation's deadline.
+    pub timeout: std::time::Duration,
+    /// Faults injected into the resolvers' store calls, and invocations
+    /// killed at a call ([`crate::faults`]); `None`: none.
+    pub faults: Option<crate::faults::FaultSpec>,
+    /// Each Region's writers' clock skew in ms (ahead when positive): the
+    /// stamps' `t` is off by it; last-writer-wins never sees it.
+    pub clocks: BTreeMap<String, i64>,
     /// Every link's latency unless `latencies` names it.
     pub latency: Latency,
     /// Per link (from, to).
     pub latencies: BTreeMap<(String, String), Latency>,
     /// Seeds the harness's own randomness (jitter, injected failures).
     pub seed: u64,
-    /// Keep a readable timeline of what happens ([`Cluster::timeline`]).
+    /// Keep a readable timeline of what happens ([`Cluster::take_timeline`]).
     pub trace: bool,
     /// The table's name on moto (default: unique per test); the journal is
     /// `<name>-journal`.
@@ -104,6 +113,11 @@ impl Spec {
             duplicate_rate: 0.0,
             failure_rate: 0.0,
             max_retries: 3,
+            bisect: true,
+            report_failures: true,
+            timeout: crate::delivery::LAMBDA_TIMEOUT,
+            faults: None,
+            clocks: BTreeMap::new(),
             latency: Latency::default(),
             latencies: BTreeMap::new(),
             seed: 0,
@@ -158,53 +172,6 @@ impl Store for SimStore {
     }
 }
 
-/// Where stream records come from.
-enum Streams {
-    Moto {
-        sdk: Box<SdkConfig>,
-        iterators: HashMap<Region, Vec<String>>,
-    },
-    Memory {
-        cursors: HashMap<Region, usize>,
-    },
-}
-
-/// One stream record, kept both ways.
-#[derive(Debug, Clone)]
-struct Record {
-    lambda: Value,
-    sequence: String,
-    key: Item,
-    new_image: Option<Item>,
-    removed: bool,
-    /// The tick it was read at (for the batching window).
-    read_at: u64,
-    /// In memory, the write's last-writer-wins timestamp (on moto, the
-    /// stamp's `t` stands in for it).
-    write_time: Option<u64>,
-}
-
-/// A copy on its way from one Region to another.
-#[derive(Debug, Clone)]
-struct Copy {
-    key: Item,
-    /// `None`: a delete.
-    item: Option<Item>,
-    write_time: u64,
-    /// The dot of the copied version, the last-writer-wins tiebreak.
-    dot: String,
-    /// The tick it may arrive at.
-    due: u64,
-}
-
-#[derive(Default)]
-struct Link {
-    paused: bool,
-    /// In arrival order: sorted by `due`, per-item order kept.
-    queue: VecDeque<Copy>,
-    latency: Latency,
-}
-
 /// Counts over the cluster's life.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Stats {
@@ -223,6 +190,13 @@ pub struct Stats {
     pub filtered_out: usize,
     /// Records given up on after `max_retries` (the on-failure queue).
     pub set_aside: Vec<String>,
+    /// The same records with their images.
+    pub on_failure: Vec<crate::delivery::SetAside>,
+    /// Invocations killed at a call (Lambda's timeout).
+    pub killed_invocations: usize,
+    /// Invocations that failed whole, and how many were bisected.
+    pub whole_failures: usize,
+    pub bisects: usize,
     pub classes: BTreeMap<&'static str, usize>,
     /// The same, per Region: (Region, class) -> records.
     pub by_region: BTreeMap<(String, &'static str), usize>,
@@ -245,25 +219,28 @@ pub struct Cluster {
     pub stats: Stats,
     /// The logical clock, in ticks.
     pub tick: u64,
-    spec: Spec,
-    store: SimStore,
-    journal_store: SimStore,
-    streams: Streams,
-    stream_arns: HashMap<Region, String>,
-    backlog: HashMap<Region, VecDeque<Record>>,
-    retries: HashMap<Region, u32>,
-    links: BTreeMap<(Region, Region), Link>,
+    pub(crate) spec: Spec,
+    pub(crate) store: SimStore,
+    pub(crate) journal_store: SimStore,
+    pub(crate) streams: Streams,
+    pub(crate) stream_arns: HashMap<Region, String>,
+    pub(crate) backlog: HashMap<Region, VecDeque<Record>>,
+    /// Each Region's event source mapping and resolver stores.
+    pub(crate) shards: HashMap<Region, crate::delivery::Shard>,
+    pub(crate) links: BTreeMap<(Region, Region), Link>,
     /// Items the harness wrote itself, per Region: not to be replicated.
-    applied: HashMap<Region, Vec<Item>>,
+    pub(crate) applied: HashMap<Region, Vec<Item>>,
+    /// On moto, the service's time of each item's current version, kept by
+    /// the harness beside the item, per (Region, key text), with the
+    /// version it dates (a replicated copy keeps its origin's time).
+    pub(crate) server_times: HashMap<(Region, String), (u64, Item)>,
     /// Every record each Region's resolver has been given, in order.
-    history: HashMap<Region, Vec<Record>>,
-    /// Batches (Region, first sequence number) already delivered once.
-    seen_batches: HashSet<(Region, String)>,
-    rng: StdRng,
-    timeline: Vec<String>,
+    pub(crate) history: HashMap<Region, Vec<Record>>,
+    pub(crate) rng: StdRng,
+    pub(crate) timeline: Vec<String>,
 }
 
-fn region(name: &str) -> Region {
+pub(crate) fn region(name: &str) -> Region {
     Region::parse(name).expect("a Region name")
 }
 
@@ -440,15 +417,24 @@ impl Cluster {
             streams,
             stream_arns,
             backlog: HashMap::new(),
-            retries: HashMap::new(),
+            shards: HashMap::new(),
             links,
             applied: HashMap::new(),
+            server_times: HashMap::new(),
             history: HashMap::new(),
-            seen_batches: HashSet::new(),
             rng,
             timeline: Vec::new(),
         };
         cluster.merger = cluster.config(&cluster.regions[0].clone()).merger;
+        for (place, r) in cluster.regions.iter().enumerate() {
+            let shard = crate::delivery::Shard::new(
+                &cluster.spec,
+                place,
+                cluster.store.clone(),
+                cluster.journal_store.clone(),
+            );
+            cluster.shards.insert(r.clone(), shard);
+        }
         cluster
     }
 
@@ -477,8 +463,13 @@ impl Cluster {
     }
 
     /// The stamped writer, with the resolvers' merge rules.
+    ///
+    /// Each Region's writes are stamped by that Region's clock, off by the
+    /// spec's `clocks` skew.
     pub fn writer(&self) -> Writer<SimStore> {
+        let skews = self.spec.clocks.iter().map(|(r, skew)| (region(r), *skew));
         Writer::new(self.store.clone(), self.schema.clone(), self.merger.clone())
+            .with_clock(homeward::writer::Clock::per_region(skews))
     }
 
     pub fn store(&self) -> &SimStore {
@@ -515,7 +506,7 @@ impl Cluster {
             .expect("get item")
     }
 
-    fn client(sdk: &SdkConfig, region: &str) -> aws_sdk_dynamodb::Client {
+    pub(crate) fn client(sdk: &SdkConfig, region: &str) -> aws_sdk_dynamodb::Client {
         aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(sdk)
                 .region(aws_sdk_dynamodb::config::Region::new(region.to_owned()))
@@ -571,288 +562,10 @@ impl Cluster {
             .collect()
     }
 
-    fn key_of(&self, item: &Item) -> Item {
+    pub(crate) fn key_of(&self, item: &Item) -> Item {
         let mut key = item.clone();
         key.retain(|k, _| self.schema.key_attributes().any(|n| n == k));
         key
-    }
-
-    pub fn pause(&mut self, from: &str, to: &str) {
-        self.link(from, to).paused = true;
-    }
-
-    pub fn resume(&mut self, from: &str, to: &str) {
-        self.link(from, to).paused = false;
-    }
-
-    /// Cuts `group` off from every other Region, both ways.
-    pub fn partition(&mut self, group: &[&str]) {
-        self.set_partition(group, true);
-    }
-
-    /// Undoes [`Self::partition`].
-    pub fn heal(&mut self, group: &[&str]) {
-        self.set_partition(group, false);
-    }
-
-    /// Resumes every link.
-    pub fn heal_all(&mut self) {
-        for link in self.links.values_mut() {
-            link.paused = false;
-        }
-    }
-
-    fn set_partition(&mut self, group: &[&str], paused: bool) {
-        let inside: HashSet<Region> = group.iter().map(|g| region(g)).collect();
-        for ((from, to), link) in &mut self.links {
-            if inside.contains(from) != inside.contains(to) {
-                link.paused = paused;
-            }
-        }
-    }
-
-    /// Sets the latency of the link `from` -> `to` for copies queued from now.
-    pub fn set_latency(&mut self, from: &str, to: &str, latency: Latency) {
-        self.link(from, to).latency = latency;
-    }
-
-    /// Reverses the queued copies of a link: a later write arrives first
-    /// (even of one item: DynamoDB never does that, a test may).
-    pub fn reorder(&mut self, from: &str, to: &str) {
-        let tick = self.tick;
-        let link = self.link(from, to);
-        let queue: Vec<Copy> = link
-            .queue
-            .drain(..)
-            .rev()
-            .map(|mut c| {
-                c.due = tick;
-                c
-            })
-            .collect();
-        link.queue = queue.into();
-    }
-
-    fn link(&mut self, from: &str, to: &str) -> &mut Link {
-        self.links
-            .get_mut(&(region(from), region(to)))
-            .expect("a link between two cluster Regions")
-    }
-
-    /// Reads every stream: queues copies of local writes on the links and
-    /// adds every record to its Region's backlog for the resolver. Returns
-    /// how many records were read.
-    pub async fn read_streams(&mut self) -> usize {
-        let mut read = 0;
-        for r in self.regions.clone() {
-            let records = self.poll(&r).await;
-            for record in records {
-                read += 1;
-                self.route(&r, &record);
-                if !self.spec.filters.pass(&record.lambda) {
-                    self.stats.filtered_out += 1;
-                    continue;
-                }
-                self.history
-                    .entry(r.clone())
-                    .or_default()
-                    .push(record.clone());
-                self.backlog.entry(r.clone()).or_default().push_back(record);
-            }
-        }
-        read
-    }
-
-    async fn poll(&mut self, r: &Region) -> Vec<Record> {
-        let mut out = Vec::new();
-        match &mut self.streams {
-            Streams::Moto { sdk, iterators } => {
-                let streams = streams_client(sdk, r);
-                let mut next = Vec::new();
-                let mut raw = Vec::new();
-                for it in iterators.remove(r).unwrap_or_default() {
-                    let got = streams
-                        .get_records()
-                        .shard_iterator(&it)
-                        .send()
-                        .await
-                        .expect("get records");
-                    raw.extend(got.records.unwrap_or_default());
-                    next.push(got.next_shard_iterator.unwrap_or(it));
-                }
-                iterators.insert(r.clone(), next);
-                for rec in &raw {
-                    out.push(self.convert(r, rec));
-                }
-            }
-            Streams::Memory { cursors } => {
-                let SimStore::Memory(store) = &self.store else {
-                    unreachable!("memory streams over a memory store")
-                };
-                let cursor = cursors.entry(r.clone()).or_default();
-                let records = store.stream_from(r, *cursor);
-                *cursor += records.len();
-                for rec in records {
-                    out.push(self.convert_memory(r, rec));
-                }
-            }
-        }
-        out
-    }
-
-    /// Queues copies of a local write; recognises the harness's own copies.
-    fn route(&mut self, r: &Region, record: &Record) {
-        let applied = self.applied.entry(r.clone()).or_default();
-        let own = match &record.new_image {
-            Some(image) => applied.iter().position(|a| a == image),
-            None => applied
-                .iter()
-                .position(|a| a == &record.key && record.removed),
-        };
-        if let Some(i) = own {
-            applied.remove(i);
-            return;
-        }
-        let stamp = &self.schema.stamp_attribute;
-        let write_time = match record.write_time {
-            Some(t) => t,
-            None => record
-                .new_image
-                .as_ref()
-                .and_then(|i| stamp_time(i, stamp))
-                .unwrap_or_else(now_ms),
-        };
-        let dot = record
-            .new_image
-            .as_ref()
-            .map(|i| stamp_dot(i, stamp))
-            .unwrap_or_default();
-        let tick = self.tick;
-        let keyed = resolver::journal::key_text(&record.key);
-        for ((from, _), link) in self.links.range_mut((r.clone(), region("a"))..) {
-            if from != r {
-                break;
-            }
-            let jitter = if link.latency.jitter > 0 {
-                self.rng.random_range(0..=link.latency.jitter)
-            } else {
-                0
-            };
-            // Per-item order: never before the item's previous copy.
-            let previous = link
-                .queue
-                .iter()
-                .filter(|c| resolver::journal::key_text(&c.key) == keyed)
-                .map(|c| c.due)
-                .max()
-                .unwrap_or(0);
-            let due = (tick + link.latency.delay + jitter).max(previous);
-            let at = link.queue.iter().position(|c| c.due > due);
-            let copy = Copy {
-                key: record.key.clone(),
-                item: record.new_image.clone(),
-                write_time,
-                dot: dot.clone(),
-                due,
-            };
-            match at {
-                Some(i) => link.queue.insert(i, copy),
-                None => link.queue.push_back(copy),
-            }
-        }
-    }
-
-    /// Applies every due copy on links that are not paused. Returns how
-    /// many copies were processed.
-    pub async fn replicate(&mut self) -> usize {
-        let mut done = 0;
-        let keys: Vec<(Region, Region)> = self.links.keys().cloned().collect();
-        for (from, to) in keys {
-            loop {
-                let tick = self.tick;
-                let link = self
-                    .links
-                    .get_mut(&(from.clone(), to.clone()))
-                    .expect("link");
-                if link.paused || link.queue.front().is_none_or(|c| c.due > tick) {
-                    break;
-                }
-                let Some(copy) = link.queue.pop_front() else {
-                    break;
-                };
-                self.apply_copy(&from, &to, copy).await;
-                done += 1;
-            }
-        }
-        done
-    }
-
-    /// Last writer wins, per item, on the write time (the dot breaks ties).
-    async fn apply_copy(&mut self, from: &Region, to: &Region, copy: Copy) {
-        let stamp = self.schema.stamp_attribute.clone();
-        let what = resolver::journal::key_text(&copy.key);
-        loop {
-            let current = self
-                .store
-                .get(to, &copy.key)
-                .await
-                .expect("get for replication");
-            let current_time = |c: &Item| match &self.store {
-                SimStore::Memory(m) => m.timestamp(to, &copy.key).unwrap_or(0),
-                SimStore::Moto(_) => stamp_time(c, &stamp).unwrap_or(0),
-            };
-            let current_order = current
-                .as_ref()
-                .map(|c| (current_time(c), stamp_dot(c, &stamp)));
-            if current_order.is_some_and(|o| o > (copy.write_time, copy.dot.clone())) {
-                self.stats.copies_dropped += 1;
-                self.note(|| {
-                    format!("replicate {from} -> {to}: {what} dropped (an earlier write loses last-writer-wins)")
-                });
-                return;
-            }
-            let Some(item) = &copy.item else {
-                if current.is_some() {
-                    self.hard_delete(to, &copy.key).await;
-                    self.applied
-                        .entry(to.clone())
-                        .or_default()
-                        .push(copy.key.clone());
-                }
-                self.stats.copies_applied += 1;
-                self.note(|| format!("replicate {from} -> {to}: {what} deleted"));
-                return;
-            };
-            if current.as_ref() == Some(item) {
-                self.stats.copies_applied += 1;
-                return;
-            }
-            let condition = match &current {
-                None => PutCondition::NotExists,
-                Some(c) => match homeward::classify::peek(c, &stamp) {
-                    Ok(Some(h)) => PutCondition::DotIs(h.dot.encode()),
-                    _ => PutCondition::Unstamped,
-                },
-            };
-            let put = match &self.store {
-                SimStore::Memory(m) => m.put_at(to, item, &condition, Some(copy.write_time)),
-                SimStore::Moto(_) => self.store.put(to, item, &condition).await,
-            };
-            match put {
-                Ok(()) => {
-                    self.applied
-                        .entry(to.clone())
-                        .or_default()
-                        .push(item.clone());
-                    self.stats.copies_applied += 1;
-                    let shown = show(item, &self.schema);
-                    self.note(|| format!("replicate {from} -> {to}: {what} {shown}"));
-                    return;
-                }
-                Err(StoreError::ConditionFailed) => continue,
-                Err(e) => panic!("replication put failed: {e}"),
-            }
-        }
     }
 
     /// Removes an item in `region` (a hard delete, unstamped).
@@ -870,141 +583,6 @@ impl Cluster {
             }
             (SimStore::Moto(_), Streams::Memory { .. }) => {
                 unreachable!("moto store, memory streams")
-            }
-        }
-    }
-
-    /// Delivers each Region's backlog to its resolver, batch by batch, as
-    /// Lambda would. Returns how many records were delivered.
-    pub async fn deliver(&mut self) -> usize {
-        self.deliver_with(false).await
-    }
-
-    /// `force`: ignore the batching window (settling, replays).
-    async fn deliver_with(&mut self, force: bool) -> usize {
-        if !self.spec.resolvers {
-            self.backlog.clear();
-            return 0;
-        }
-        let mut delivered = 0;
-        for r in self.regions.clone() {
-            let resolver = Resolver::new(
-                self.config(&r),
-                self.store.clone(),
-                self.journal_store.clone(),
-            );
-            loop {
-                let backlog = self.backlog.entry(r.clone()).or_default();
-                let Some(oldest) = backlog.front() else {
-                    break;
-                };
-                let full = backlog.len() >= self.spec.batch_size;
-                if !force && !full && oldest.read_at + self.spec.batching_window > self.tick {
-                    break;
-                }
-                let batch: Vec<Record> =
-                    backlog.iter().take(self.spec.batch_size).cloned().collect();
-                let records: Vec<Value> = batch.iter().map(|b| b.lambda.clone()).collect();
-                let event: StreamEvent = serde_json::from_value(json!({ "Records": records }))
-                    .expect("a Lambda stream event");
-                let first_time = self
-                    .seen_batches
-                    .insert((r.clone(), batch[0].sequence.clone()));
-                let twice = self.spec.deliver_twice
-                    || (self.spec.duplicate_rate > 0.0
-                        && self.rng.random_bool(self.spec.duplicate_rate));
-                if twice && !self.spec.deliver_twice {
-                    self.stats.duplicate_deliveries += 1;
-                }
-                let mut failed: Vec<String> = Vec::new();
-                for _ in 0..if twice { 2 } else { 1 } {
-                    let (response, summary) = resolver
-                        .handle(&event, Instant::now() + Duration::from_secs(60))
-                        .await;
-                    self.count(&r, &summary, batch.len());
-                    failed = response
-                        .batch_item_failures
-                        .into_iter()
-                        .map(|f| {
-                            f.item_identifier
-                                .expect("the resolver names every failed record")
-                        })
-                        .collect();
-                }
-                if first_time
-                    && self.spec.failure_rate > 0.0
-                    && self.rng.random_bool(self.spec.failure_rate)
-                {
-                    // The function timed out after its writes: Lambda
-                    // retries from the record it had not acknowledged.
-                    let from = self.rng.random_range(0..batch.len());
-                    failed.extend(batch[from..].iter().map(|b| b.sequence.clone()));
-                    self.stats.injected_failures += 1;
-                }
-                delivered += batch.len();
-                let backlog = self.backlog.entry(r.clone()).or_default();
-                // Lambda checkpoints at the lowest failed sequence number.
-                let first_failed = batch.iter().position(|b| failed.contains(&b.sequence));
-                match first_failed {
-                    None => {
-                        backlog.drain(..batch.len());
-                        self.retries.remove(&r);
-                    }
-                    Some(i) => {
-                        backlog.drain(..i);
-                        let tries = self.retries.entry(r.clone()).or_default();
-                        *tries += 1;
-                        if *tries > self.spec.max_retries {
-                            let lost = backlog.pop_front().expect("the failed record");
-                            self.stats.set_aside.push(lost.sequence);
-                            self.retries.remove(&r);
-                        }
-                    }
-                }
-            }
-        }
-        delivered
-    }
-
-    fn count(&mut self, region: &Region, summary: &Summary, records: usize) {
-        self.stats.invocations += 1;
-        self.stats.records_delivered += records;
-        self.stats.resolver_writes += summary.writes;
-        self.stats.journal_entries += summary.journal_entries;
-        self.stats.failures += summary.failures;
-        for (class, n) in &summary.by_class {
-            *self.stats.classes.entry(class).or_default() += n;
-            *self
-                .stats
-                .by_region
-                .entry((region.to_string(), class))
-                .or_default() += n;
-        }
-        if self.spec.trace {
-            let detected: Vec<String> = summary
-                .by_class
-                .iter()
-                .filter(|(c, _)| !matches!(**c, "replicated" | "echo" | "home" | "home-write"))
-                .map(|(c, n)| format!("{c} x{n}"))
-                .collect();
-            if !detected.is_empty() {
-                self.note(|| format!("detect  {region} resolver: {}", detected.join(", ")));
-            }
-            if summary.writes > 0 {
-                self.note(|| {
-                    format!(
-                        "merge   {region} resolver wrote {} merged version(s) to the home Region",
-                        summary.writes
-                    )
-                });
-            }
-            if summary.journal_entries > 0 {
-                self.note(|| {
-                    format!(
-                        "journal {region} resolver recorded {} conflict(s)",
-                        summary.journal_entries
-                    )
-                });
             }
         }
     }
@@ -1091,126 +669,6 @@ impl Cluster {
         self.spec.batch_size = old;
         self.try_settle().await
     }
-
-    /// Copies queued on links.
-    pub fn queued(&self) -> usize {
-        self.links.values().map(|l| l.queue.len()).sum()
-    }
-
-    fn lambda_record(
-        &self,
-        r: &Region,
-        (event_id, event_name, seconds): (String, &str, i64),
-        images: (&Item, Option<&Item>, Option<&Item>),
-        sequence: &str,
-        size: i64,
-    ) -> Value {
-        let (key, new_image, old_image) = images;
-        let mut dynamodb = json!({
-            "ApproximateCreationDateTime": seconds,
-            "Keys": serde_json::to_value(key).expect("keys"),
-            "SequenceNumber": sequence,
-            "SizeBytes": size,
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        });
-        if let Some(i) = new_image {
-            dynamodb["NewImage"] = serde_json::to_value(i).expect("image");
-        }
-        if let Some(i) = old_image {
-            dynamodb["OldImage"] = serde_json::to_value(i).expect("image");
-        }
-        json!({
-            "eventID": event_id,
-            "eventName": event_name,
-            "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": r.as_str(),
-            "dynamodb": dynamodb,
-            "eventSourceARN": self.stream_arns[r],
-        })
-    }
-
-    fn convert_memory(&self, r: &Region, rec: crate::memory::MemRecord) -> Record {
-        let sequence = format!("{:021}", rec.sequence);
-        let size = rec
-            .new_image
-            .as_ref()
-            .or(rec.old_image.as_ref())
-            .map_or(0, homeward::size::item_size) as i64;
-        let lambda = self.lambda_record(
-            r,
-            (
-                format!("ev-{}", rec.sequence),
-                rec.event_name,
-                (now_ms() / 1000) as i64,
-            ),
-            (&rec.key, rec.new_image.as_ref(), rec.old_image.as_ref()),
-            &sequence,
-            size,
-        );
-        Record {
-            lambda,
-            sequence,
-            key: rec.key,
-            new_image: rec.new_image,
-            removed: rec.event_name == "REMOVE",
-            read_at: self.tick,
-            write_time: Some(rec.sequence),
-        }
-    }
-
-    fn convert(&self, r: &Region, rec: &aws_sdk_dynamodbstreams::types::Record) -> Record {
-        let change = rec.dynamodb.as_ref().expect("a stream record");
-        let image = |m: &Option<HashMap<String, StreamValue>>| {
-            m.as_ref().map(|m| {
-                Item::from(
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), from_stream(v)))
-                        .collect::<HashMap<_, _>>(),
-                )
-            })
-        };
-        let key = image(&change.keys).unwrap_or_default();
-        let new_image = image(&change.new_image);
-        let old_image = image(&change.old_image);
-        let sequence = change.sequence_number.clone().unwrap_or_default();
-        let event_name = rec
-            .event_name
-            .as_ref()
-            .map(|e| e.as_str().to_owned())
-            .unwrap_or_default();
-        // Lambda gives whole seconds; moto gives fractions.
-        let seconds = change
-            .approximate_creation_date_time
-            .map(|t| t.secs())
-            .unwrap_or(0);
-        let mut lambda = self.lambda_record(
-            r,
-            (
-                rec.event_id.clone().unwrap_or_default(),
-                &event_name,
-                seconds,
-            ),
-            (&key, new_image.as_ref(), old_image.as_ref()),
-            &sequence,
-            change.size_bytes.unwrap_or(0),
-        );
-        if let Some(u) = &rec.user_identity {
-            lambda["userIdentity"] = json!({
-                "type": u.r#type.clone().unwrap_or_default(),
-                "principalId": u.principal_id.clone().unwrap_or_default(),
-            });
-        }
-        Record {
-            lambda,
-            sequence,
-            key,
-            new_image,
-            removed: event_name == "REMOVE",
-            read_at: self.tick,
-            write_time: None,
-        }
-    }
 }
 
 /// The item's plain values, without key and stamp, as `{a=1, b="x"}`.
@@ -1241,53 +699,7 @@ pub fn show_value(v: &AttributeValue) -> String {
     }
 }
 
-fn streams_client(sdk: &SdkConfig, r: &Region) -> aws_sdk_dynamodbstreams::Client {
-    aws_sdk_dynamodbstreams::Client::from_conf(
-        aws_sdk_dynamodbstreams::config::Builder::from(sdk)
-            .region(aws_sdk_dynamodbstreams::config::Region::new(r.to_string()))
-            .build(),
-    )
-}
-
-fn stamp_time(item: &Item, stamp_attribute: &str) -> Option<u64> {
-    match item.get(stamp_attribute) {
-        Some(AttributeValue::M(m)) => match m.get("t") {
-            Some(AttributeValue::N(n)) => n.parse().ok(),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn stamp_dot(item: &Item, stamp_attribute: &str) -> String {
-    match item.get(stamp_attribute) {
-        Some(AttributeValue::M(m)) => match m.get("dot") {
-            Some(AttributeValue::S(d)) => d.clone(),
-            _ => String::new(),
-        },
-        _ => String::new(),
-    }
-}
-
-fn from_stream(v: &StreamValue) -> AttributeValue {
-    match v {
-        StreamValue::S(s) => AttributeValue::S(s.clone()),
-        StreamValue::N(n) => AttributeValue::N(n.clone()),
-        StreamValue::B(b) => AttributeValue::B(b.as_ref().to_vec()),
-        StreamValue::Bool(b) => AttributeValue::Bool(*b),
-        StreamValue::Null(b) => AttributeValue::Null(*b),
-        StreamValue::M(m) => {
-            AttributeValue::M(m.iter().map(|(k, v)| (k.clone(), from_stream(v))).collect())
-        }
-        StreamValue::L(l) => AttributeValue::L(l.iter().map(from_stream).collect()),
-        StreamValue::Ss(v) => AttributeValue::Ss(v.clone()),
-        StreamValue::Ns(v) => AttributeValue::Ns(v.clone()),
-        StreamValue::Bs(v) => AttributeValue::Bs(v.iter().map(|b| b.as_ref().to_vec()).collect()),
-        other => panic!("unknown attribute value from the stream: {other:?}"),
-    }
-}
-
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

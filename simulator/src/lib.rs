@@ -6,9 +6,13 @@
 
 pub mod checker;
 pub mod cluster;
+pub mod delivery;
+pub mod faults;
 pub mod filter;
 pub mod memory;
 pub mod moto;
+pub mod replication;
 pub mod scenario;
+pub mod streams;
 
 pub use moto::{unique_table, workspace_root, HarnessError, MotoServer, MOTO_ENV};

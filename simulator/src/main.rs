@@ -3,7 +3,7 @@
 //! ```text
 //! homeward-sim demo [--memory]
 //! homeward-sim run <scenario.json> [--memory]
-//! homeward-sim check [--histories N] [--regions R] [--seed S] [--steps K] [--rehome TRIGGER] [--memory]
+//! homeward-sim check [--histories N] [--regions R] [--seed S] [--steps K] [--rehome TRIGGER] [--fault-rate F] [--clock-skew MS] [--no-filters] [--memory]
 //! ```
 //!
 //! Arguments are parsed by hand: three subcommands and a few flags do not
@@ -23,11 +23,15 @@ const USAGE: &str = "usage:
       replays the seed scenarios with Homeward on and with plain last-writer-wins
   homeward-sim run <scenario.json> [--memory]
       replays one scenario file the same way
-  homeward-sim check [--histories N] [--regions R] [--seed S] [--steps K] [--rehome TRIGGER] [--memory]
+  homeward-sim check [--histories N] [--regions R] [--seed S] [--steps K] [--rehome TRIGGER] [--fault-rate F] [--clock-skew MS] [--no-filters] [--memory]
       random concurrent histories, each checked for convergence, lost
       updates, exact counters and resolver loops (--memory: in-memory
       store and streams instead of moto; --rehome: the resolvers' REHOME,
-      e.g. always or after:2)";
+      e.g. always or after:2; --fault-rate: share of the resolvers' store
+      calls that fail, default 0.2, 0 turns faults and killed invocations
+      off; --clock-skew: each Region's writers' clock is off by up to MS
+      ms either way, default 2000, 0 turns skew off; --no-filters: no
+      FilterCriteria, instead of the ones template.yaml deploys)";
 
 /// The seed scenarios, built in so the demo runs from anywhere.
 const SEEDS: [(&str, &str); 5] = [
@@ -47,6 +51,9 @@ struct Args {
     seed: Option<u64>,
     steps: Option<usize>,
     rehome: Option<String>,
+    fault_rate: Option<f64>,
+    clock_skew_ms: Option<u64>,
+    no_filters: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -61,6 +68,9 @@ fn parse_args() -> Result<Args, String> {
         seed: None,
         steps: None,
         rehome: None,
+        fault_rate: None,
+        clock_skew_ms: None,
+        no_filters: false,
     };
     while let Some(arg) = raw.next() {
         let mut number = |name: &str| -> Result<u64, String> {
@@ -75,6 +85,18 @@ fn parse_args() -> Result<Args, String> {
             "--seed" => args.seed = Some(number("--seed")?),
             "--steps" => args.steps = Some(number("--steps")? as usize),
             "--rehome" => args.rehome = Some(raw.next().ok_or("--rehome needs a value")?),
+            "--fault-rate" => {
+                let v = raw.next().ok_or("--fault-rate needs a value")?;
+                let rate: f64 = v
+                    .parse()
+                    .map_err(|_| format!("--fault-rate: `{v}` is not a number"))?;
+                if !(0.0..=1.0).contains(&rate) {
+                    return Err(format!("--fault-rate: {rate} is not between 0 and 1"));
+                }
+                args.fault_rate = Some(rate);
+            }
+            "--clock-skew" => args.clock_skew_ms = Some(number("--clock-skew")?),
+            "--no-filters" => args.no_filters = true,
             "-h" | "--help" => return Err(String::new()),
             other if other.starts_with('-') => return Err(format!("unknown flag {other}")),
             other => args.positional.push(other.to_owned()),
@@ -242,6 +264,9 @@ fn print_finals(scenario: &Scenario, on: &Outcome, off: &Outcome) {
         on.stats.resolver_writes
     );
     println!("  last-writer-wins:       {}", verdict(off));
+    if on.injected.calls.faulted() + on.injected.killed_invocations > 0 {
+        println!("  injected (Homeward on): {}", on.injected);
+    }
 }
 
 async fn check(args: &Args) -> Result<bool, String> {
@@ -253,18 +278,35 @@ async fn check(args: &Args) -> Result<bool, String> {
         seed: args.seed.unwrap_or_else(rand::random),
         steps: args.steps.unwrap_or(24),
         rehome: args.rehome.clone(),
+        fault_rate: args.fault_rate.unwrap_or(checker::FAULT_RATE),
+        clock_skew_ms: args.clock_skew_ms.unwrap_or(checker::CLOCK_SKEW_MS),
         ..CheckConfig::default()
+    };
+    let config = if args.no_filters {
+        CheckConfig {
+            filters: homeward_sim::filter::Filters::default(),
+            ..config
+        }
+    } else {
+        config
     };
     let server = server(args.memory)?;
     let backend = server.as_ref().map_or(Backend::Memory, Backend::Moto);
     let started = Instant::now();
     println!(
-        "checking {} histories, {} Regions, {} steps each, seeds {}.., on {}",
+        "checking {} histories, {} Regions, {} steps each, seeds {}.., on {}, {}% of the resolvers' store calls faulted, clocks skewed up to ±{} ms, {}",
         config.histories,
         config.regions,
         config.steps,
         config.seed,
-        if args.memory { "memory" } else { "moto" }
+        if args.memory { "memory" } else { "moto" },
+        config.fault_rate * 100.0,
+        config.clock_skew_ms,
+        if config.filters.is_empty() {
+            "no FilterCriteria"
+        } else {
+            "template.yaml's FilterCriteria"
+        }
     );
     let report = checker::check(&config, backend, &Registry::new())
         .await
@@ -284,6 +326,7 @@ async fn check(args: &Args) -> Result<bool, String> {
         "{} attribute values chosen by a rule among concurrent edits, {} of them explained by a journal entry",
         report.rule_decisions, report.rule_decisions_journaled
     );
+    println!("injected: {}", report.injected);
     for f in &report.failures {
         println!("\n{f}");
     }

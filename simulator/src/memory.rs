@@ -3,10 +3,16 @@
 //! records every change (INSERT, MODIFY, REMOVE with old and new images),
 //! as a DynamoDB stream with NEW_AND_OLD_IMAGES does. Thousands of
 //! histories run in the time moto takes for a few.
+//!
+//! Each item keeps the service's time of the write that made it (the
+//! last-writer-wins timestamp, never a time the client wrote into the
+//! item); a put of an item over 400 KB (by DynamoDB's count,
+//! [`homeward::size::item_size`]) is refused as DynamoDB refuses it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use homeward::size::{item_size, MAX_ITEM_BYTES};
 use homeward::store::Page;
 use homeward::{PutCondition, Region, Schema, Store, StoreError};
 use serde_dynamo::{AttributeValue, Item};
@@ -15,6 +21,9 @@ use serde_dynamo::{AttributeValue, Item};
 #[derive(Debug, Clone)]
 pub struct MemRecord {
     pub sequence: u64,
+    /// The service's time of the write: the item's last-writer-wins
+    /// timestamp after this change (a replicated copy keeps its origin's).
+    pub time: u64,
     pub event_name: &'static str,
     pub key: Item,
     pub old_image: Option<Item>,
@@ -34,9 +43,10 @@ pub struct MemStore {
     schema: Schema,
     regions: Arc<Mutex<HashMap<Region, RegionTable>>>,
     /// Sequence numbers grow across Regions, so they also order the
-    /// simulation's writes: they are the items' last-writer-wins
-    /// timestamps (the wall clock barely moves during a simulation, and
-    /// DynamoDB stamps a write with the time it was made).
+    /// simulation's writes: they are the service's time of each write, the
+    /// items' last-writer-wins timestamps (the wall clock barely moves
+    /// during a simulation, and DynamoDB stamps a write with the time it
+    /// was made, whatever the writer's own clock says).
     sequence: Arc<Mutex<u64>>,
 }
 
@@ -84,6 +94,7 @@ impl MemStore {
         key: Item,
         old_image: Option<Item>,
         new_image: Option<Item>,
+        time: u64,
     ) {
         // DynamoDB writes no stream record for a write that changes nothing.
         if old_image == new_image {
@@ -97,6 +108,7 @@ impl MemStore {
         let sequence = self.next_sequence();
         table.stream.push(MemRecord {
             sequence,
+            time,
             event_name,
             key,
             old_image,
@@ -122,7 +134,8 @@ impl MemStore {
     /// the write it copies (`None`: a new write, timestamped now).
     ///
     /// # Errors
-    /// As [`Store::put`].
+    /// As [`Store::put`]; [`StoreError::Rejected`] (DynamoDB's
+    /// ValidationException) for an item over 400 KB.
     pub fn put_at(
         &self,
         region: &Region,
@@ -131,6 +144,13 @@ impl MemStore {
         time: Option<u64>,
     ) -> Result<(), StoreError> {
         let text = self.key_text(item)?;
+        let bytes = item_size(item);
+        if bytes > MAX_ITEM_BYTES {
+            // As DynamoDB words it: no item values in the message.
+            return Err(StoreError::Rejected(format!(
+                "ValidationException: Item size has exceeded the maximum allowed size ({bytes} bytes, at most {MAX_ITEM_BYTES})"
+            )));
+        }
         let time = time.unwrap_or_else(|| self.next_sequence());
         let mut regions = self.lock();
         let table = regions.entry(region.clone()).or_default();
@@ -143,7 +163,7 @@ impl MemStore {
             .insert(text, (item.clone(), time))
             .map(|(i, _)| i);
         let key = self.key_of(item);
-        self.record(table, key, old, Some(item.clone()));
+        self.record(table, key, old, Some(item.clone()), time);
         Ok(())
     }
 
@@ -154,7 +174,8 @@ impl MemStore {
         let table = regions.entry(region.clone()).or_default();
         if let Some((old, _)) = table.items.remove(&text) {
             let key = self.key_of(&old);
-            self.record(table, key, Some(old), None);
+            let time = self.next_sequence();
+            self.record(table, key, Some(old), None, time);
         }
     }
 
@@ -286,5 +307,37 @@ mod tests {
         // Another Region is another table.
         let other = Region::parse("eu-west-1").unwrap();
         assert!(store.get(&other, &key).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn items_over_400_kb_are_refused_as_dynamodb_refuses_them() {
+        let store = MemStore::new(Schema::new("pk", None));
+        let r = Region::parse("us-east-1").unwrap();
+        // DynamoDB's count: name bytes plus value bytes, the key included.
+        let limit = homeward::size::MAX_ITEM_BYTES;
+        let secret = "s".repeat(limit - "pk".len() - "a".len() - "big".len());
+        let fits = item(&[("pk", s("a")), ("big", s(&secret))]);
+        assert_eq!(item_size(&fits), limit);
+        store.put(&r, &fits, &PutCondition::Always).await.unwrap();
+        let over = item(&[("pk", s("a")), ("big", s(&format!("{secret}x")))]);
+        let Err(StoreError::Rejected(message)) = store.put(&r, &over, &PutCondition::Always).await
+        else {
+            panic!("an item over 400 KB was stored");
+        };
+        assert!(message.starts_with("ValidationException: Item size has exceeded"));
+        assert!(!message.contains("sss"), "no item values in the error");
+        // Numbers by significant digits, nested values 1 byte each plus 3.
+        let n = item(&[("n", AttributeValue::N("-0012300.0".into()))]);
+        assert_eq!(item_size(&n), 1 + 2 + 1);
+        let nested = item(&[(
+            "m",
+            AttributeValue::M(HashMap::from([(
+                "k".to_string(),
+                AttributeValue::L(vec![s("ab")]),
+            )])),
+        )]);
+        assert_eq!(item_size(&nested), 1 + 3 + (1 + 1 + (3 + 1 + 2)));
+        // Nothing was written by the refused put.
+        assert_eq!(store.stream_from(&r, 0).len(), 1);
     }
 }

@@ -54,7 +54,7 @@ pub enum HarnessError {
 }
 
 /// A running `moto_server -H 127.0.0.1 -p PORT` on a free port (one request
-/// at a time, see [`SERIAL_MOTO`]), stopped on drop.
+/// at a time, see `SERIAL_MOTO`), stopped on drop.
 pub struct MotoServer {
     wrapper: Child,
     /// The wrapper stops moto when this pipe closes: on drop, and also when

@@ -18,6 +18,8 @@ use serde_dynamo::{AttributeValue, Item};
 use serde_json::Value;
 
 use crate::cluster::{show, show_value, Cluster, Latency, SimStore, Spec};
+use crate::delivery::Mapping;
+use crate::faults::VirtualTime;
 use crate::MotoServer;
 
 /// A scenario file.
@@ -46,6 +48,15 @@ pub struct Scenario {
     pub links: Vec<LinkSpec>,
     #[serde(default)]
     pub event_source: EventSource,
+    /// Each Region's writers' clock skew in ms, e.g. `{"us-east-1": -1500}`
+    /// (ahead when positive): the stamps' `t` is off by it, last-writer-wins
+    /// (the service's time) is not.
+    #[serde(default)]
+    pub clocks: BTreeMap<String, i64>,
+    /// Faults in the resolvers' store calls and killed invocations, e.g.
+    /// `{"rate": 0.2, "seed": 1}` (default: none).
+    #[serde(default)]
+    pub faults: Option<crate::faults::FaultSpec>,
     pub timeline: Vec<Step>,
     /// What every Region must hold at the end, with Homeward on.
     #[serde(default)]
@@ -85,17 +96,21 @@ pub struct LinkSpec {
     pub jitter: u64,
 }
 
-/// The event source mapping of every Region.
+/// The event source mapping of every Region; what is not set is what
+/// `template.yaml` deploys.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventSource {
     #[serde(default = "default_batch")]
     pub batch_size: usize,
-    /// Ticks.
-    #[serde(default)]
+    /// Ticks (a tick stands for a second).
+    #[serde(default = "default_window")]
     pub batching_window: u64,
     #[serde(default = "default_retries")]
     pub max_retries: u32,
+    /// `BisectBatchOnFunctionError`.
+    #[serde(default = "default_bisect")]
+    pub bisect: bool,
     /// Deliver every batch twice.
     #[serde(default)]
     pub deliver_twice: bool,
@@ -105,31 +120,42 @@ pub struct EventSource {
     #[serde(default)]
     pub seed: u64,
     /// FilterCriteria patterns: objects, or the JSON strings Lambda's
-    /// `Pattern` holds.
+    /// `Pattern` holds. Absent: the filters `template.yaml` deploys, per
+    /// Region; `[]`: none.
     #[serde(default)]
-    pub filters: Vec<Value>,
+    pub filters: Option<Vec<Value>>,
 }
 
 impl Default for EventSource {
     fn default() -> Self {
         EventSource {
             batch_size: default_batch(),
-            batching_window: 0,
+            batching_window: default_window(),
             max_retries: default_retries(),
+            bisect: default_bisect(),
             deliver_twice: false,
             failure_rate: 0.0,
             seed: 0,
-            filters: Vec::new(),
+            filters: None,
         }
     }
 }
 
 fn default_batch() -> usize {
-    100
+    Mapping::deployed().batch_size
+}
+
+/// `MaximumBatchingWindowInSeconds`, a tick standing for a second.
+fn default_window() -> u64 {
+    Mapping::deployed().batching_window_seconds
 }
 
 fn default_retries() -> u32 {
-    3
+    Mapping::deployed().retries()
+}
+
+fn default_bisect() -> bool {
+    Mapping::deployed().bisect
 }
 
 /// One entry of the timeline.
@@ -241,6 +267,8 @@ pub struct Outcome {
     pub finals: BTreeMap<String, BTreeMap<String, Item>>,
     pub journal_entries: usize,
     pub stats: crate::cluster::Stats,
+    /// What the platform did to the resolvers (faults, killed invocations).
+    pub injected: crate::faults::Injected,
     /// Failed expectations, per Region.
     pub misses: Vec<String>,
 }
@@ -312,19 +340,32 @@ impl Scenario {
         spec.batch_size = self.event_source.batch_size.max(1);
         spec.batching_window = self.event_source.batching_window;
         spec.max_retries = self.event_source.max_retries;
+        spec.bisect = self.event_source.bisect;
+        spec.report_failures = Mapping::deployed().report_batch_item_failures;
+        spec.faults = self.faults;
         spec.deliver_twice = self.event_source.deliver_twice;
         spec.failure_rate = self.event_source.failure_rate;
         spec.seed = self.event_source.seed;
-        let mut patterns = Vec::new();
-        for f in &self.event_source.filters {
-            patterns.push(match f {
-                Value::String(text) => serde_json::from_str(text)
-                    .map_err(|e| self.invalid(format!("filter pattern {text}: {e}")))?,
-                other => other.clone(),
-            });
+        spec.filters = match &self.event_source.filters {
+            None => crate::filter::Filters::deployed(&regions),
+            Some(filters) => {
+                let mut patterns = Vec::new();
+                for f in filters {
+                    patterns.push(match f {
+                        Value::String(text) => serde_json::from_str(text)
+                            .map_err(|e| self.invalid(format!("filter pattern {text}: {e}")))?,
+                        other => other.clone(),
+                    });
+                }
+                crate::filter::Filters::new(patterns).map_err(|e| self.invalid(e.to_string()))?
+            }
+        };
+        for r in self.clocks.keys() {
+            if !self.regions.contains(r) {
+                return Err(self.invalid(format!("clocks: {r} is not one of the Regions")));
+            }
         }
-        spec.filters =
-            crate::filter::Filters::new(patterns).map_err(|e| self.invalid(e.to_string()))?;
+        spec.clocks = self.clocks.clone();
         spec.latency = Latency {
             delay: self.latency.delay,
             jitter: self.latency.jitter,
@@ -354,6 +395,8 @@ impl Scenario {
         registry: &Registry,
     ) -> Result<Outcome, ScenarioError> {
         let spec = self.spec(resolvers, registry)?;
+        // In memory, backoffs and hung calls take no wall-clock time.
+        let _virtual_time = matches!(backend, Backend::Memory).then(VirtualTime::start);
         let mut c = match backend {
             Backend::Memory => Cluster::memory(spec),
             Backend::Moto(server) => Cluster::start(server, &self.name, spec).await,
@@ -401,6 +444,7 @@ impl Scenario {
             finals,
             journal_entries,
             stats: c.stats.clone(),
+            injected: c.injected(),
             misses,
         })
     }

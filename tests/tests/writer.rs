@@ -629,3 +629,24 @@ async fn a_legacy_unstamped_item_is_adopted_by_the_first_update() {
     assert_eq!(live.value("genre"), Some(s("drama")));
     assert!(live.value("plot").is_some());
 }
+
+/// A counter written by a legacy writer keeps its value when the first
+/// stamped write is an increment (it adopts the item and adds to it; it
+/// used to replace the legacy value with the increment alone).
+#[tokio::test]
+async fn an_increment_adopting_a_legacy_counter_adds_to_its_value() {
+    let table = Movies::create("legacy-counter").await;
+    let writer = table.writer(COUNTER_RULES);
+    let east = region(EAST);
+    let key = movie_key(2013, "Rush");
+    let mut legacy = rush();
+    legacy.insert("stock".into(), n(7));
+    table.put_raw(EAST, legacy).await;
+    writer
+        .increment(&east, &key, "stock", 2)
+        .await
+        .expect("adopt and increment");
+    let live = writer.get(&east, &key).await.expect("get").expect("live");
+    assert_eq!(live.value("stock"), Some(n(9)));
+    assert_eq!(live.value("genre"), Some(s("drama")));
+}
