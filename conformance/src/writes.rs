@@ -827,6 +827,19 @@ fn unstamped() -> Book {
         context(EU, T0 + 1000, 20),
         None,
     );
+    b.case(
+        "unstamped/adopt-increment",
+        "An increment adopting a legacy counter adds to its value (7 + 2 = 9): the legacy value and the increment are both the adopting Region's contribution.",
+        &shop,
+        Some(&item(&[
+            ("pk", s("sku-9")),
+            ("stock", n(7)),
+            ("name", s("bulb")),
+        ])),
+        Operation::Update(upd().increment("stock", 2)),
+        context(EU, T0 + 1000, 21),
+        None,
+    );
     b
 }
 

@@ -90,6 +90,14 @@ export class Draft {
   increment(attribute: string, delta: bigint | number): this {
     const d = toDelta(delta);
     const change = this.changes.get(attribute);
+    const set =
+      change?.kind === "set" && change.value.N !== undefined ? parseI64(change.value.N) : undefined;
+    if (set !== undefined) {
+      // A value set in this draft (or adopted from a legacy item) and then
+      // incremented: the increment adds to it.
+      this.changes.set(attribute, { kind: "set", value: { N: (set + d).toString() } });
+      return this;
+    }
     const total = change?.kind === "add" ? saturatingAdd(change.delta, d) : d;
     this.changes.set(attribute, { kind: "add", delta: total });
     return this;
