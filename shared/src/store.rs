@@ -75,6 +75,17 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Throttling: the table's or the account's throughput limits.
+    pub fn is_throttling(&self) -> bool {
+        const CODES: [&str; 3] = [
+            "ThrottlingException",
+            "ProvisionedThroughputExceededException",
+            "RequestLimitExceeded",
+        ];
+        matches!(self, StoreError::Service { message, .. }
+            if CODES.iter().any(|code| message.starts_with(code)))
+    }
+
     /// Transient errors (throttling, 5xx, timeouts) may succeed when tried
     /// again; the others (a rejected request, a failed condition) will not.
     pub fn is_retryable(&self) -> bool {

@@ -12,75 +12,12 @@ use std::time::{Duration, Instant};
 use homeward::faults::{FaultKind, Faults, FaultyStore};
 use homeward::Store;
 use homeward_tests::cluster::{Cluster, Spec};
+use homeward_tests::events::{event, foreign_conflict, record};
 use homeward_tests::fixtures::{item, key, region, s, text, REGIONS};
 use homeward_tests::MotoServer;
-use resolver::{Resolver, StreamEvent};
-use serde_dynamo::{AttributeValue, Item};
+use resolver::Resolver;
+use serde_dynamo::AttributeValue;
 use serde_json::{json, Value};
-
-/// A Lambda stream record of `region` for a write that turned `old` into
-/// `new` (a MODIFY; an INSERT without `old`).
-fn record(region: &str, sequence: u64, key: &Item, old: Option<&Item>, new: &Item) -> Value {
-    let mut dynamodb = json!({
-        "ApproximateCreationDateTime": 1_764_000_000,
-        "Keys": serde_json::to_value(key).unwrap(),
-        "NewImage": serde_json::to_value(new).unwrap(),
-        "SequenceNumber": format!("{sequence:021}"),
-        "SizeBytes": 100,
-        "StreamViewType": "NEW_AND_OLD_IMAGES",
-    });
-    if let Some(old) = old {
-        dynamodb["OldImage"] = serde_json::to_value(old).unwrap();
-    }
-    json!({
-        "eventID": format!("e{sequence}"),
-        "eventName": if old.is_some() { "MODIFY" } else { "INSERT" },
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": region,
-        "dynamodb": dynamodb,
-        "eventSourceARN": format!("arn:aws:dynamodb:{region}:123456789012:table/T/stream/2026-01-01T00:00:00.000"),
-    })
-}
-
-fn event(records: Vec<Value>) -> StreamEvent {
-    serde_json::from_value(json!({ "Records": records })).unwrap()
-}
-
-/// A cluster whose item `pk` is homed in us-east-1 and replicated
-/// everywhere, with a conflict in the making: us-east-1 changes `a`, and
-/// us-west-2 changes `a` concurrently (a foreign write, not yet resolved).
-/// Returns the cluster and us-west-2's record of its write.
-async fn foreign_conflict(test: &str, pk: &str, value: &str) -> (Cluster, Value) {
-    let mut c = Cluster::start(MotoServer::shared(), test, Spec::new(&REGIONS)).await;
-    let w = c.writer();
-    let k = key(pk);
-    w.insert(
-        &region("us-east-1"),
-        item(&[
-            ("pk", s(pk)),
-            ("home_region", s("us-east-1")),
-            ("a", s("0")),
-        ]),
-    )
-    .await
-    .unwrap();
-    c.settle().await;
-    let west = region("us-west-2");
-    let before = c.read("us-west-2", &k).await.unwrap();
-    w.update(&region("us-east-1"), &k, |d| {
-        d.set("a", s("east"));
-    })
-    .await
-    .unwrap();
-    w.update(&west, &k, |d| {
-        d.set("a", s(value));
-    })
-    .await
-    .unwrap();
-    let after = c.read("us-west-2", &k).await.unwrap();
-    (c, record("us-west-2", 1, &k, Some(&before), &after))
-}
 
 fn faulty<S: Store>(inner: S, kind: FaultKind) -> FaultyStore<S> {
     FaultyStore::new(

@@ -5,6 +5,7 @@
 //! call never turns into a whole-batch failure.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use homeward::{Region, StoreError};
@@ -35,15 +36,48 @@ pub fn sdk_timeouts() -> aws_config::timeout::TimeoutConfig {
         .build()
 }
 
-/// The deadline of one invocation.
-#[derive(Debug, Clone, Copy)]
-pub struct Budget {
-    deadline: Instant,
+/// What the store's transient errors cost one invocation (for metrics).
+#[derive(Debug, Default)]
+pub struct CallStats {
+    /// Calls tried again after a transient error.
+    pub retries: AtomicU64,
+    /// Of those, throttling (the table's or the account's limits).
+    pub throttles: AtomicU64,
+    /// Of those, calls that did not answer in time.
+    pub timeouts: AtomicU64,
 }
 
-impl Budget {
-    pub fn new(deadline: Instant) -> Self {
-        Budget { deadline }
+impl CallStats {
+    fn record(&self, e: &StoreError) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        if e.is_throttling() {
+            self.throttles.fetch_add(1, Ordering::Relaxed);
+        }
+        if matches!(e, StoreError::TimedOut { .. }) {
+            self.timeouts.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// (retries, throttles, timeouts) so far.
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        (
+            self.retries.load(Ordering::Relaxed),
+            self.throttles.load(Ordering::Relaxed),
+            self.timeouts.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The deadline of one invocation, and where its retries are counted.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget<'a> {
+    deadline: Instant,
+    stats: &'a CallStats,
+}
+
+impl<'a> Budget<'a> {
+    pub fn new(deadline: Instant, stats: &'a CallStats) -> Self {
+        Budget { deadline, stats }
     }
 
     pub fn deadline(&self) -> Instant {
@@ -115,6 +149,7 @@ impl Budget {
             match self.bounded(region, call()).await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retryable() => {
+                    self.stats.record(&e);
                     if !self.backoff(attempt).await {
                         tracing::warn!(error = %e, attempt, "transient error, out of time");
                         return Err(e);
@@ -131,13 +166,19 @@ impl Budget {
 mod tests {
     use super::*;
 
+    static STATS: CallStats = CallStats {
+        retries: AtomicU64::new(0),
+        throttles: AtomicU64::new(0),
+        timeouts: AtomicU64::new(0),
+    };
+
     fn region() -> Region {
         Region::parse("us-east-1").unwrap()
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_hung_call_is_cut_at_the_time_left() {
-        let budget = Budget::new(Instant::now() + Duration::from_secs(3));
+        let budget = Budget::new(Instant::now() + Duration::from_secs(3), &STATS);
         let started = tokio::time::Instant::now();
         let result: Result<(), StoreError> =
             budget.bounded(&region(), std::future::pending()).await;
@@ -148,16 +189,19 @@ mod tests {
 
     #[tokio::test]
     async fn no_record_starts_without_time_for_it() {
-        let budget = Budget::new(Instant::now() + DEADLINE_MARGIN + RECORD_MIN_TIME / 2);
+        let budget = Budget::new(
+            Instant::now() + DEADLINE_MARGIN + RECORD_MIN_TIME / 2,
+            &STATS,
+        );
         assert!(!budget.can_start());
         assert!(!budget.backoff(1).await);
-        let budget = Budget::new(Instant::now() + Duration::from_secs(60));
+        let budget = Budget::new(Instant::now() + Duration::from_secs(60), &STATS);
         assert!(budget.can_start());
     }
 
     #[tokio::test]
     async fn permanent_errors_are_not_retried() {
-        let budget = Budget::new(Instant::now() + Duration::from_secs(60));
+        let budget = Budget::new(Instant::now() + Duration::from_secs(60), &STATS);
         let mut calls = 0;
         let result: Result<(), _> = budget
             .retrying(&region(), || {
@@ -171,7 +215,7 @@ mod tests {
 
     #[tokio::test]
     async fn transient_errors_are_retried_until_they_pass() {
-        let budget = Budget::new(Instant::now() + Duration::from_secs(60));
+        let budget = Budget::new(Instant::now() + Duration::from_secs(60), &STATS);
         let mut calls = 0;
         let result = budget
             .retrying(&region(), || {

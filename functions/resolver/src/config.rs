@@ -76,6 +76,8 @@ pub struct Config {
     /// Whether log lines may name item keys (`LOG_KEYS=true`); by default
     /// they name a short hash of the key.
     pub log_keys: bool,
+    /// The CloudWatch namespace of the metrics (`METRICS_NAMESPACE`).
+    pub metrics_namespace: String,
 }
 
 impl Config {
@@ -181,6 +183,9 @@ impl Config {
         let journal_unattributed =
             parse_bool(var("JOURNAL_UNATTRIBUTED"), true).map_err(bad("JOURNAL_UNATTRIBUTED"))?;
         let log_keys = parse_bool(var("LOG_KEYS"), false).map_err(bad("LOG_KEYS"))?;
+        let metrics_namespace = var("METRICS_NAMESPACE")
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.into());
         let concurrency = match var("CONCURRENCY") {
             Some(c) => parse_number(&c, 1, 1024).map_err(bad("CONCURRENCY"))?,
             None => 32,
@@ -201,6 +206,7 @@ impl Config {
             control_refresh,
             assignment_region,
             log_keys,
+            metrics_namespace,
         })
     }
 }

@@ -11,7 +11,7 @@
 use homeward::classify::ClassifyError;
 use homeward::edit::{adopt_unstamped, apply, restamp, WriteContext};
 use homeward::home::{decide, ForeignWrite, HomeChange};
-use homeward::merge::Explanation;
+use homeward::merge::{Decision, Explanation};
 use homeward::size::{item_size, MAX_ITEM_BYTES};
 use homeward::{Draft, Home, PutCondition, Region, Store, StoreError, Version, WriterKind};
 use serde_dynamo::{AttributeValue, Item};
@@ -62,6 +62,10 @@ pub(crate) struct HomeMerge {
     pub wrote: bool,
     /// Whether a new journal entry was written.
     pub journaled: bool,
+    /// The rules that decided concurrent edits in the merge written.
+    pub rules: Vec<String>,
+    /// Whether the write moved the item's home.
+    pub rehomed: bool,
 }
 
 impl<S: Store, J: Store> Resolver<S, J> {
@@ -83,7 +87,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
         mut presumed: Option<Version>,
         ask: Option<MoveAsk>,
         plan: &JournalPlan<'_>,
-        budget: Budget,
+        budget: Budget<'_>,
     ) -> Result<HomeMerge, RecordError> {
         let c = &self.config;
         let mut target = plan.home.clone();
@@ -263,6 +267,8 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 return Ok(HomeMerge {
                     wrote: false,
                     journaled,
+                    rules: Vec::new(),
+                    rehomed: false,
                 });
             }
             let next = match (&base, revert) {
@@ -313,9 +319,19 @@ impl<S: Store, J: Store> Resolver<S, J> {
                         self.settle_move(key, identity, now.as_ref(), budget)
                             .await?;
                     }
+                    let rules = explanation
+                        .attributes
+                        .iter()
+                        .filter_map(|(_, d)| match d {
+                            Decision::Rule { rule, .. } => Some(rule.clone()),
+                            _ => None,
+                        })
+                        .collect();
                     return Ok(HomeMerge {
                         wrote: true,
                         journaled,
+                        rules,
+                        rehomed: moved.is_some(),
                     });
                 }
                 // A wrong guess is not contention: read the home copy at once.
@@ -370,7 +386,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
         key: &Item,
         identity: &str,
         now: Option<&Home>,
-        budget: Budget,
+        budget: Budget<'_>,
     ) -> Result<(), RecordError> {
         let region = &self.config.region;
         let probe = self.move_entry(

@@ -13,8 +13,9 @@ pub mod event;
 pub mod fuzzing;
 mod home_merge;
 pub mod journal;
+pub mod metrics;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,7 +27,7 @@ use homeward::home::{HomeSource, Trigger};
 use homeward::{PutCondition, Region, Store, StoreError};
 use serde_dynamo::Item;
 
-use calls::Budget;
+use calls::{Budget, CallStats};
 pub use config::{Action, Config};
 pub use error::RecordError;
 pub use event::{StreamEvent, StreamRecord};
@@ -37,22 +38,41 @@ use journal::Entry;
 type RecordResult = (Option<String>, Result<Outcome, RecordError>);
 
 /// What happened to one record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
     pub class: &'static str,
     /// Whether the resolver wrote to the table.
     pub wrote: bool,
     /// Whether a new journal entry was written (not a redelivered one).
     pub journaled: bool,
+    /// The Region a foreign write was made in.
+    pub origin: Option<Region>,
+    /// The rules that decided concurrent edits in the merge written.
+    pub rules: Vec<String>,
+    /// Whether the merge written moved the item's home.
+    pub rehomed: bool,
 }
 
-/// Totals for one batch, logged once per invocation.
+/// Totals for one batch: logged once per invocation, and the functions'
+/// metrics.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
-    pub by_class: std::collections::BTreeMap<&'static str, usize>,
+    pub records: usize,
+    pub by_class: BTreeMap<&'static str, usize>,
+    /// Foreign writes by the Region that made them.
+    pub foreign_by_origin: BTreeMap<String, usize>,
+    /// Concurrent edits decided, by rule (one per attribute and merge).
+    pub conflicts_by_rule: BTreeMap<String, usize>,
     pub writes: usize,
+    pub rehomes: usize,
     pub journal_entries: usize,
     pub failures: usize,
+    /// Store calls retried after a transient error; of those, throttled
+    /// and timed out.
+    pub retries: u64,
+    pub throttles: u64,
+    pub timeouts: u64,
+    pub duration: Duration,
 }
 
 /// The resolver of one Region, over a table store and a journal store.
@@ -105,7 +125,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
         assignments: &Assignments<Arc<J>>,
         record: &StreamRecord,
         triaged: Triaged,
-        budget: Budget,
+        budget: Budget<'_>,
     ) -> Result<Triaged, RecordError> {
         let c = &self.config;
         // The stamp's home is in the header fields the partial image holds.
@@ -168,7 +188,9 @@ impl<S: Store, J: Store> Resolver<S, J> {
         event: &StreamEvent,
         deadline: Instant,
     ) -> (DynamoDbEventResponse, Summary) {
-        let budget = Budget::new(deadline);
+        let started = Instant::now();
+        let calls = CallStats::default();
+        let budget = Budget::new(deadline, &calls);
         let mut groups: Vec<Vec<&StreamRecord>> = Vec::new();
         let mut by_key: HashMap<String, usize> = HashMap::new();
         for record in &event.records {
@@ -186,7 +208,10 @@ impl<S: Store, J: Store> Resolver<S, J> {
             .collect()
             .await;
 
-        let mut summary = Summary::default();
+        let mut summary = Summary {
+            records: event.records.len(),
+            ..Summary::default()
+        };
         let mut response = DynamoDbEventResponse::default();
         for (sequence, result) in results.into_iter().flatten() {
             match result {
@@ -194,6 +219,16 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     *summary.by_class.entry(outcome.class).or_default() += 1;
                     summary.writes += usize::from(outcome.wrote);
                     summary.journal_entries += usize::from(outcome.journaled);
+                    summary.rehomes += usize::from(outcome.rehomed);
+                    if let Some(origin) = outcome.origin {
+                        *summary
+                            .foreign_by_origin
+                            .entry(origin.to_string())
+                            .or_default() += 1;
+                    }
+                    for rule in outcome.rules {
+                        *summary.conflicts_by_rule.entry(rule).or_default() += 1;
+                    }
                 }
                 Err(_) => {
                     summary.failures += 1;
@@ -203,6 +238,8 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 }
             }
         }
+        (summary.retries, summary.throttles, summary.timeouts) = calls.snapshot();
+        summary.duration = started.elapsed();
         tracing::info!(
             region = %self.config.region,
             records = event.records.len(),
@@ -219,7 +256,11 @@ impl<S: Store, J: Store> Resolver<S, J> {
     /// reported with the item's later records (Lambda redelivers them in
     /// order); one that fails permanently is quarantined and the item's
     /// later records go on.
-    async fn process_item(&self, records: Vec<&StreamRecord>, budget: Budget) -> Vec<RecordResult> {
+    async fn process_item(
+        &self,
+        records: Vec<&StreamRecord>,
+        budget: Budget<'_>,
+    ) -> Vec<RecordResult> {
         let mut out = Vec::with_capacity(records.len());
         let mut failed = false;
         for record in records {
@@ -229,7 +270,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 continue;
             }
             let result = if budget.can_start() {
-                Box::pin(self.process_record(record, budget.deadline())).await
+                Box::pin(self.process_record(record, budget)).await
             } else {
                 Err(RecordError::OutOfTime)
             };
@@ -259,7 +300,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
         &self,
         record: &StreamRecord,
         error: &RecordError,
-        budget: Budget,
+        budget: Budget<'_>,
     ) -> Result<Outcome, RecordError> {
         let change = &record.dynamodb;
         let sequence = change.sequence_number.as_deref().unwrap_or("none");
@@ -296,8 +337,8 @@ impl<S: Store, J: Store> Resolver<S, J> {
         );
         Ok(Outcome {
             class: "quarantined",
-            wrote: false,
             journaled: true,
+            ..Outcome::default()
         })
     }
 
@@ -306,12 +347,11 @@ impl<S: Store, J: Store> Resolver<S, J> {
     /// # Errors
     /// [`RecordError`]; [`RecordError::is_permanent`] says whether another
     /// delivery could succeed.
-    pub async fn process_record(
+    async fn process_record(
         &self,
         record: &StreamRecord,
-        deadline: Instant,
+        budget: Budget<'_>,
     ) -> Result<Outcome, RecordError> {
-        let budget = Budget::new(deadline);
         let c = &self.config;
         let change = &record.dynamodb;
         let mut triaged = triage(c, record)?;
@@ -328,6 +368,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
             class: name,
             wrote,
             journaled,
+            ..Outcome::default()
         };
         let key = &change.keys;
         let sequence = change.sequence_number.as_deref().unwrap_or("none");
@@ -401,7 +442,10 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     budget,
                 ))
                 .await?;
-                Ok(done(merged.wrote, merged.journaled))
+                Ok(Outcome {
+                    rules: merged.rules,
+                    ..done(merged.wrote, merged.journaled)
+                })
             }
             Class::Foreign { home } => {
                 let new = new.unwrap_or_default();
@@ -422,7 +466,10 @@ impl<S: Store, J: Store> Resolver<S, J> {
                         )
                         .await?;
                     tracing::info!(key = %self.log_key(key), home = %home, action = "journaled", "foreign write");
-                    return Ok(done(false, journaled));
+                    return Ok(Outcome {
+                        origin: Some(version.header.origin.clone()),
+                        ..done(false, journaled)
+                    });
                 }
                 // What this Region held before: likely the home copy too.
                 let presumed = old.as_ref().and_then(|o| c.schema.decode(o).ok());
@@ -463,7 +510,12 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 ))
                 .await?;
                 tracing::info!(key = %self.log_key(key), home = %home, wrote = merged.wrote, journaled = merged.journaled, "foreign write");
-                Ok(done(merged.wrote, merged.journaled))
+                Ok(Outcome {
+                    origin: Some(version.header.origin.clone()),
+                    rules: merged.rules,
+                    rehomed: merged.rehomed,
+                    ..done(merged.wrote, merged.journaled)
+                })
             }
         }
     }
@@ -492,7 +544,11 @@ impl<S: Store, J: Store> Resolver<S, J> {
     /// Writes a journal entry once, retrying transient errors within the
     /// budget; `false` when it was already there (a redelivery, or a put
     /// that timed out after it took effect).
-    async fn journal_with(&self, entry: Entry<'_>, budget: Budget) -> Result<bool, RecordError> {
+    async fn journal_with(
+        &self,
+        entry: Entry<'_>,
+        budget: Budget<'_>,
+    ) -> Result<bool, RecordError> {
         let item = entry.to_item();
         let region = &self.config.region;
         match budget
@@ -508,7 +564,11 @@ impl<S: Store, J: Store> Resolver<S, J> {
     }
 
     /// Replaces a journal entry (a re-home's outcome, once known).
-    async fn journal_replace(&self, entry: Entry<'_>, budget: Budget) -> Result<(), RecordError> {
+    async fn journal_replace(
+        &self,
+        entry: Entry<'_>,
+        budget: Budget<'_>,
+    ) -> Result<(), RecordError> {
         let item = entry.to_item();
         let region = &self.config.region;
         budget

@@ -21,12 +21,22 @@ async fn main() -> Result<(), Error> {
         .await;
     let table = DynamoStore::new(sdk.clone(), &config.table, config.schema.clone());
     let journal = DynamoStore::new(sdk, &config.journal_table, Schema::new("pk", Some("sk")));
+    let metrics = resolver::metrics::install(
+        &config.metrics_namespace,
+        &config.table,
+        config.region.as_str(),
+    )?;
     let resolver = Resolver::new(config, table, journal);
     let resolver = &resolver;
     run(service_fn(
         move |event: LambdaEvent<StreamEvent>| async move {
             let deadline = deadline_from_epoch_ms(event.context.deadline);
-            let (response, _) = resolver.handle(&event.payload, deadline).await;
+            let (response, summary) = resolver.handle(&event.payload, deadline).await;
+            // One EMF line per dimension set, on stdout beside the logs.
+            resolver::metrics::record(&summary);
+            if let Err(e) = metrics.flush(std::io::stdout().lock()) {
+                tracing::warn!(error = %e, "could not write the metrics");
+            }
             Ok::<DynamoDbEventResponse, Error>(response)
         },
     ))
