@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_dynamo::{AttributeValue, Item};
 use thiserror::Error;
 
-use crate::dot::Region;
+use crate::dot::{Dot, Region};
 use crate::edit::{self, Draft, EditError, WriteContext};
 use crate::error::StampError;
 use crate::merge::Merger;
@@ -512,6 +512,62 @@ impl<S: Store> Writer<S> {
                 .collect::<std::collections::HashMap<_, _>>(),
         ))?;
         Ok(key)
+    }
+}
+
+/// "Has my write reached Region X": answered from each Region's copy.
+impl<S: Store> Writer<S> {
+    /// Whether the write `dot` (the one a write call returned, e.g.
+    /// `version.header.dot()`) has reached each of `regions`: that Region's
+    /// copy of the item, read strongly consistent, includes it (its stamp's
+    /// window knows the dot, or a later write of that Region). Only the
+    /// window is read, not the values.
+    ///
+    /// # Errors
+    /// A Region that cannot be read, or whose stamp is malformed.
+    pub async fn replicated(
+        &self,
+        key: &Item,
+        dot: &Dot,
+        regions: &[Region],
+    ) -> Result<BTreeMap<Region, bool>, WriteError> {
+        self.check_key(key)?;
+        let mut out = BTreeMap::new();
+        for region in regions {
+            let reached = match self.store.get(region, key).await? {
+                None => false,
+                Some(item) => crate::classify::knows(&item, &self.schema.stamp_attribute, dot)?,
+            };
+            out.insert(region.clone(), reached);
+        }
+        Ok(out)
+    }
+
+    /// [`Self::replicated`], asked again (every 50 ms, backing off to 1 s)
+    /// until every Region has the write or `timeout` passes. Returns the
+    /// last answer: the Regions still `false` are the ones it has not
+    /// reached.
+    ///
+    /// # Errors
+    /// As [`Self::replicated`].
+    pub async fn wait_replicated(
+        &self,
+        key: &Item,
+        dot: &Dot,
+        regions: &[Region],
+        timeout: Duration,
+    ) -> Result<BTreeMap<Region, bool>, WriteError> {
+        let until = tokio::time::Instant::now() + timeout;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let answer = self.replicated(key, dot, regions).await?;
+            let now = tokio::time::Instant::now();
+            if answer.values().all(|reached| *reached) || now >= until {
+                return Ok(answer);
+            }
+            tokio::time::sleep(pause.min(until - now)).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
     }
 }
 

@@ -446,3 +446,48 @@ async fn reject_and_journal_only_actions() {
         );
     }
 }
+
+/// "Has my write reached Region X": the dot a write returned is found in
+/// each Region's copy once replication brings it, and not before.
+#[tokio::test]
+async fn a_writer_can_ask_which_regions_its_write_has_reached() {
+    let mut c = Cluster::start(MotoServer::shared(), "replicated", Spec::new(&REGIONS)).await;
+    let w = c.writer();
+    let regions: Vec<_> = REGIONS.iter().map(|r| region(r)).collect();
+    let k = key("r");
+    let v = w
+        .insert(
+            &region("us-east-1"),
+            item(&[("pk", s("r")), ("home_region", s("us-east-1"))]),
+        )
+        .await
+        .unwrap();
+    let dot = v.header.dot();
+    let now = w.replicated(&k, &dot, &regions).await.unwrap();
+    assert_eq!(
+        now.values().copied().collect::<Vec<_>>(),
+        vec![false, true, false],
+        "only us-east-1 has it yet (eu-west-1, us-east-1, us-west-2): {now:?}"
+    );
+    c.partition(&["eu-west-1"]);
+    c.settle().await;
+    let short = std::time::Duration::from_millis(200);
+    let partial = w.wait_replicated(&k, &dot, &regions, short).await.unwrap();
+    assert!(partial[&region("us-west-2")]);
+    assert!(!partial[&region("eu-west-1")], "cut off: not reached");
+    c.heal_all();
+    let (answer, ()) = tokio::join!(
+        w.wait_replicated(&k, &dot, &regions, std::time::Duration::from_secs(20)),
+        c.settle()
+    );
+    assert!(answer.unwrap().values().all(|r| *r));
+    // A later write of another Region does not count as this one.
+    let other = w
+        .update(&region("us-west-2"), &k, |d| {
+            d.set("x", s("1"));
+        })
+        .await
+        .unwrap();
+    let later = w.replicated(&k, &other.header.dot(), &regions).await.unwrap();
+    assert!(later[&region("us-west-2")] && !later[&region("us-east-1")]);
+}
