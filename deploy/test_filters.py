@@ -45,23 +45,35 @@ def matches(pattern, event):
     return True
 
 
-def patterns(template, region):
+def mappings(template):
+    """The resolver's event source mappings: (the resolver's, the monitor's)."""
+    found = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    resolver = [m for m in found if "DestinationConfig" in m]
+    monitor = [m for m in found if "DestinationConfig" not in m]
+    assert len(resolver) == 1 and len(monitor) == 1, found
+    return resolver[0], monitor[0]
+
+
+def patterns(mapping, region):
     out = []
-    for resource in template["Resources"].values():
-        if resource["Type"] != "AWS::Lambda::EventSourceMapping":
-            continue
-        for f in resource["Properties"]["FilterCriteria"]["Filters"]:
-            text = f["Pattern"]
-            if isinstance(text, dict):
-                text = text["Fn::Sub"]
-            text = text.replace("${AWS::Region}", region).replace("${StampAttribute}", STAMP)
-            out.append(json.loads(text))
+    for f in mapping["FilterCriteria"]["Filters"]:
+        text = f["Pattern"]
+        if isinstance(text, dict):
+            text = text["Fn::Sub"]
+        text = text.replace("${AWS::Region}", region).replace("${StampAttribute}", STAMP)
+        out.append(json.loads(text))
     assert 1 <= len(out) <= 5, "Lambda takes 1 to 5 filters"
     return out
 
 
 def kept(template, record):
-    return any(matches(p, record) for p in patterns(template, record["awsRegion"]))
+    """Whether the resolver's mapping delivers the record."""
+    return any(matches(p, record) for p in patterns(mappings(template)[0], record["awsRegion"]))
+
+
+def monitored(template, record):
+    """Whether the replication monitor's mapping delivers the record."""
+    return any(matches(p, record) for p in patterns(mappings(template)[1], record["awsRegion"]))
 
 
 def records(name):
@@ -95,6 +107,30 @@ def test_samples(template):
     for name, want in expected.items():
         got = [kept(template, r) for r in records(name)]
         assert got == want, f"{name}: kept {got}, expected {want}"
+    # The monitor sees what replication brought here, and nothing the
+    # resolver must act on (so the two mappings never share an action).
+    monitor = {
+        "foreign-write": [False],
+        "home-write": [False],
+        "clobber": [False],
+        "echo": [False],
+        "unattributed": [False],
+        "ttl-delete": [False],
+        "hard-delete": [False],
+        "replicated": [False],
+        "malformed": [False, False, False, False],
+    }
+    for name, want in monitor.items():
+        got = [monitored(template, r) for r in records(name)]
+        assert got == want, f"{name}: monitored {got}, expected {want}"
+    # A copy over a version from elsewhere: the monitor's, not the resolver's.
+    copy_of = copy.deepcopy(records("replicated")[0])
+    copy_of["dynamodb"]["OldImage"][STAMP]["M"]["o"]["S"] = "eu-west-1"
+    assert monitored(template, copy_of) and not kept(template, copy_of)
+    first = copy.deepcopy(records("replicated")[0])
+    first["eventName"] = "INSERT"
+    del first["dynamodb"]["OldImage"]
+    assert monitored(template, first) and not kept(template, first)
     # Replicated writes over a version that was not written here: dropped.
     r = records("foreign-write")[0]
     elsewhere = copy.deepcopy(r)
@@ -109,7 +145,9 @@ def test_samples(template):
 def test_event_source(template):
     """What the resolver's safety rests on, beyond the filters."""
     resources = template["Resources"].values()
-    (mapping,) = [r["Properties"] for r in resources if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    mapping, monitor = mappings(template)
+    # The monitor needs no backlog (old lag is no news) and no destination.
+    assert monitor["StartingPosition"] == "LATEST", monitor["StartingPosition"]
     # Processing is idempotent: a recreated mapping must not skip a backlog.
     assert mapping["StartingPosition"] == "TRIM_HORIZON", mapping["StartingPosition"]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

@@ -158,48 +158,57 @@ fn template_patterns(template: &str) -> Result<Vec<String>, FilterError> {
     let Some(Yaml::Mapping(resources)) = doc.get("Resources") else {
         return Err(bad("no Resources".into()));
     };
-    // The resolver's stream event: `ResolverFunction`'s, or the only
-    // function's with a DynamoDB event.
-    let mut found = Vec::new();
+    // The resolver's stream event: `ResolverFunction`'s `Stream` (its other
+    // event source, `Replicated`, feeds the replication monitor only what
+    // replication brought here: records that need no action, as
+    // deploy/test_filters.py checks), or the only function's DynamoDB event.
+    let mut found: Vec<(String, &Yaml)> = Vec::new();
     for (name, resource) in resources {
         let Some(Yaml::Mapping(events)) = resource.get("Properties").and_then(|p| p.get("Events"))
         else {
             continue;
         };
-        for event in events.values() {
+        for (event_name, event) in events {
             if event.get("Type").and_then(Yaml::as_str) == Some("DynamoDB") {
-                found.push((name.as_str().unwrap_or_default().to_owned(), event));
+                let name = name.as_str().unwrap_or_default();
+                let event_name = event_name.as_str().unwrap_or_default();
+                found.push((format!("{name}.{event_name}"), event));
             }
         }
     }
-    let event = match found.iter().find(|(name, _)| name == "ResolverFunction") {
-        Some((_, event)) => *event,
-        None if found.len() == 1 => found[0].1,
+    let function = match found
+        .iter()
+        .find(|(name, _)| name == "ResolverFunction.Stream")
+    {
+        Some((name, _)) => name.clone(),
+        None if found.len() == 1 => found[0].0.clone(),
         None => {
             return Err(bad(format!(
-                "{} DynamoDB stream events and none of ResolverFunction",
+                "{} DynamoDB stream events and no ResolverFunction.Stream",
                 found.len()
             )))
         }
     };
-    let Some(criteria) = event
-        .get("Properties")
-        .and_then(|p| p.get("FilterCriteria"))
-    else {
-        return Ok(Vec::new());
-    };
-    let Some(Yaml::Sequence(filters)) = criteria.get("Filters") else {
-        return Err(bad("FilterCriteria without a Filters list".into()));
-    };
-    filters
-        .iter()
-        .map(|f| {
+    let mut out = Vec::new();
+    for (_, event) in found.iter().filter(|(name, _)| *name == function) {
+        let Some(criteria) = event
+            .get("Properties")
+            .and_then(|p| p.get("FilterCriteria"))
+        else {
+            // An unfiltered event source delivers everything.
+            return Ok(Vec::new());
+        };
+        let Some(Yaml::Sequence(filters)) = criteria.get("Filters") else {
+            return Err(bad("FilterCriteria without a Filters list".into()));
+        };
+        for f in filters {
             let pattern = f
                 .get("Pattern")
                 .ok_or_else(|| bad("a filter without a Pattern".into()))?;
-            pattern_text(pattern, &parameters)
-        })
-        .collect()
+            out.push(pattern_text(pattern, &parameters)?);
+        }
+    }
+    Ok(out)
 }
 
 /// A `Pattern`'s text: a plain string, or `!Sub` of one (with or without

@@ -47,6 +47,10 @@ pub struct Change {
     pub old_image: Option<Box<RawValue>>,
     #[serde(rename = "SequenceNumber", default)]
     pub sequence_number: Option<String>,
+    /// When the change was applied in this Region, whole seconds since the
+    /// epoch (for a replicated write: when it arrived).
+    #[serde(rename = "ApproximateCreationDateTime", default)]
+    pub approximate_creation_date_time: Option<f64>,
 }
 
 impl StreamRecord {

@@ -13,6 +13,7 @@ pub mod event;
 pub mod fuzzing;
 mod home_merge;
 pub mod journal;
+pub mod lag;
 pub mod metrics;
 
 use std::collections::{BTreeMap, HashMap};
@@ -73,6 +74,9 @@ pub struct Summary {
     pub throttles: u64,
     pub timeouts: u64,
     pub duration: Duration,
+    /// Replication lag into this Region, per origin Region, from the
+    /// replicated records of the batch.
+    pub lag: BTreeMap<String, lag::Lag>,
 }
 
 /// The resolver of one Region, over a table store and a journal store.
@@ -212,6 +216,25 @@ impl<S: Store, J: Store> Resolver<S, J> {
             records: event.records.len(),
             ..Summary::default()
         };
+        // What replication brought here: the lag's samples.
+        let copies: std::collections::HashSet<&str> = results
+            .iter()
+            .flatten()
+            .filter(|(_, r)| matches!(r, Ok(o) if o.class == "replicated" || o.class == "echo"))
+            .filter_map(|(sequence, _)| sequence.as_deref())
+            .collect();
+        summary.lag = lag::measure(
+            event,
+            &self.config.region,
+            &self.config.schema.stamp_attribute,
+            |record| {
+                record
+                    .dynamodb
+                    .sequence_number
+                    .as_deref()
+                    .is_some_and(|s| copies.contains(s))
+            },
+        );
         let mut response = DynamoDbEventResponse::default();
         for (sequence, result) in results.into_iter().flatten() {
             match result {

@@ -32,6 +32,13 @@ pub fn install(namespace: &str, table: &str, region: &str) -> Result<&'static Co
         "time to process a batch"
     );
     metrics::describe_histogram!("BatchSize", Unit::Count, "records per batch");
+    for name in [
+        "ReplicationLagP50",
+        "ReplicationLagP90",
+        "ReplicationLagMax",
+    ] {
+        metrics::describe_histogram!(name, Unit::Seconds, "replication lag into this Region");
+    }
     Ok(collector)
 }
 
@@ -58,5 +65,18 @@ pub fn record(summary: &Summary) {
     counter!("Throttles").increment(summary.throttles);
     counter!("Timeouts").increment(summary.timeouts);
     histogram!("BatchDuration").record(summary.duration.as_secs_f64() * 1000.0);
+    // Lag: one value per batch and origin; the frontier as epoch seconds.
+    for (origin, lag) in &summary.lag {
+        let origin = origin.clone();
+        histogram!("ReplicationLagP50", "OriginRegion" => origin.clone()).record(lag.p50 as f64);
+        histogram!("ReplicationLagP90", "OriginRegion" => origin.clone()).record(lag.p90 as f64);
+        histogram!("ReplicationLagMax", "OriginRegion" => origin.clone()).record(lag.max as f64);
+        histogram!("ReplicationFrontier", "OriginRegion" => origin)
+            .record((lag.frontier_ms / 1000) as f64);
+    }
+    // The worst origin's p90, for one alarm per Region.
+    if let Some(worst) = summary.lag.values().map(|l| l.p90).max() {
+        histogram!("ReplicationLagP90").record(worst as f64);
+    }
     histogram!("BatchSize").record(summary.records as f64);
 }
