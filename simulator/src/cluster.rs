@@ -200,6 +200,9 @@ pub struct Stats {
     pub classes: BTreeMap<&'static str, usize>,
     /// The same, per Region: (Region, class) -> records.
     pub by_region: BTreeMap<(String, &'static str), usize>,
+    /// The largest replication lag (whole seconds) each Region's resolver
+    /// measured from each origin Region: (origin, Region) -> seconds.
+    pub lag_max: BTreeMap<(String, String), u64>,
 }
 
 /// Why the cluster did not settle.

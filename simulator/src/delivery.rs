@@ -3,7 +3,8 @@
 //!
 //! - the backlog of stream records is cut into batches (batch size,
 //!   batching window in ticks) and given to the Region's resolver
-//!   in-process, with a deadline of the function's timeout;
+//!   in-process, with the deadline of a short Lambda timeout
+//!   ([`LAMBDA_TIMEOUT`]);
 //! - every Region's mapping runs at the same time: the Regions' deliveries
 //!   are joined in one step and interleave at each store call (the
 //!   resolvers' stores yield before every call, see [`crate::faults`]);
@@ -13,7 +14,8 @@
 //! - a whole-invocation failure (the invocation killed at a random call by
 //!   its timeout, a response naming no record, or a moto call past the
 //!   timeout): the batch is retried whole, split in two first with
-//!   `BisectBatchOnFunctionError` (splits are not retries);
+//!   `BisectBatchOnFunctionError` (splits are not retries); a failed
+//!   batch is retried at the next tick;
 //! - after `MaximumRetryAttempts` the remaining records of the failing batch
 //!   go to the on-failure destination ([`SetAside`], kept with their images)
 //!   and the shard moves on;
@@ -386,6 +388,14 @@ impl Cluster {
         self.stats.resolver_writes += summary.writes;
         self.stats.journal_entries += summary.journal_entries;
         self.stats.failures += summary.failures;
+        for (origin, lag) in &summary.lag {
+            let worst = self
+                .stats
+                .lag_max
+                .entry((origin.clone(), region.to_string()))
+                .or_default();
+            *worst = (*worst).max(lag.max);
+        }
         for (class, n) in &summary.by_class {
             *self.stats.classes.entry(class).or_default() += n;
             *self
@@ -479,7 +489,14 @@ impl Lane {
                 self.report.injected_failures += 1;
             }
             self.report.delivered += batch.len();
+            let failed = !matches!(verdict, Verdict::Success);
             self.checkpoint(&batch, verdict, spec);
+            if failed {
+                // Lambda retries after a pause: the next tick. (A record
+                // that never passes then shows as a shard that never
+                // settles, not as a harness that spins.)
+                break;
+            }
         }
     }
 

@@ -86,6 +86,41 @@ async fn a_batch_emits_emf_lines_that_count_what_it_did() {
     let sizes = value(&docs, None, "BatchSize").expect("a batch size");
     assert_eq!(sizes, serde_json::json!([1.0]));
     assert!(value(&docs, None, "BatchDuration").is_some());
+    // Replication lag: p50/p90/max per origin, and the worst p90 alone.
+    let lagged = resolver::Summary {
+        lag: BTreeMap::from([(
+            "us-east-1".to_owned(),
+            resolver::lag::Lag {
+                samples: 10,
+                p50: 1,
+                p90: 2,
+                max: 6,
+                frontier_ms: 1_764_000_000_500,
+            },
+        )]),
+        ..resolver::Summary::default()
+    };
+    resolver::metrics::record(&lagged);
+    let mut out = Vec::new();
+    collector.flush(&mut out).unwrap();
+    let docs = documents(&String::from_utf8(out).unwrap());
+    let east = Some(("OriginRegion", "us-east-1"));
+    assert_eq!(
+        value(&docs, east, "ReplicationLagP90"),
+        Some(serde_json::json!([2.0]))
+    );
+    assert_eq!(
+        value(&docs, east, "ReplicationLagMax"),
+        Some(serde_json::json!([6.0]))
+    );
+    assert_eq!(
+        value(&docs, east, "ReplicationFrontier"),
+        Some(serde_json::json!([1_764_000_000.0]))
+    );
+    assert_eq!(
+        value(&docs, None, "ReplicationLagP90"),
+        Some(serde_json::json!([2.0]))
+    );
     // A second flush has nothing new: counters are per invocation.
     let mut again = Vec::new();
     collector.flush(&mut again).unwrap();

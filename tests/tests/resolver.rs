@@ -488,6 +488,47 @@ async fn a_writer_can_ask_which_regions_its_write_has_reached() {
         })
         .await
         .unwrap();
-    let later = w.replicated(&k, &other.header.dot(), &regions).await.unwrap();
+    let later = w
+        .replicated(&k, &other.header.dot(), &regions)
+        .await
+        .unwrap();
     assert!(later[&region("us-west-2")] && !later[&region("us-east-1")]);
+}
+
+/// Replication lag per Region pair, measured by each Region's resolver from
+/// what replication brought it: the stream's time of arrival (moto's
+/// server clock) less the write's time. A link held back 2.5 s shows it.
+#[tokio::test]
+async fn the_resolvers_measure_replication_lag_per_region_pair() {
+    let mut c = Cluster::start(MotoServer::shared(), "lag", Spec::new(&REGIONS)).await;
+    let w = c.writer();
+    c.pause("us-east-1", "eu-west-1");
+    w.insert(
+        &region("us-east-1"),
+        item(&[("pk", s("l")), ("home_region", s("us-east-1"))]),
+    )
+    .await
+    .unwrap();
+    c.settle().await;
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    c.resume("us-east-1", "eu-west-1");
+    c.settle().await;
+    let lag = |from: &str, to: &str| {
+        c.stats
+            .lag_max
+            .get(&(from.to_owned(), to.to_owned()))
+            .copied()
+    };
+    let held = lag("us-east-1", "eu-west-1").expect("eu-west-1 measured us-east-1");
+    assert!(
+        (2..=4).contains(&held),
+        "held back 2.5 s, measured {held} s"
+    );
+    let direct = lag("us-east-1", "us-west-2").expect("us-west-2 measured us-east-1");
+    assert!(direct <= 1, "not held back, measured {direct} s");
+    assert_eq!(
+        lag("us-east-1", "us-east-1"),
+        None,
+        "no lag from a Region to itself"
+    );
 }

@@ -172,6 +172,16 @@ impl Progress {
     }
 }
 
+/// Records what a request did as metrics (EMF, `{Table, Region}`).
+pub fn record_metrics(progress: &Progress) {
+    use metrics::counter;
+    counter!("RehomeScanned").increment(progress.scanned as u64);
+    counter!("RehomeMoved").increment(progress.moved as u64);
+    counter!("RehomeAlready").increment(progress.already as u64);
+    counter!("RehomeFixed").increment(progress.fixed as u64);
+    counter!("RehomeFailed").increment(progress.failed_total as u64);
+}
+
 /// The rehome function of one Region.
 pub struct Operator<S, C> {
     pub router: Router<S, C>,

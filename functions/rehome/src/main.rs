@@ -49,12 +49,21 @@ async fn main() -> Result<(), Error> {
         control: journal,
         regions: regions.into_iter().collect(),
     };
+    let metrics = resolver::metrics::install(
+        &config.metrics_namespace,
+        &config.table,
+        config.region.as_str(),
+    )?;
     let operator = &operator;
     run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
             let deadline = deadline_from_epoch_ms(event.context.deadline);
             let request = Request::parse(event.payload)?;
             let progress: Progress = operator.run(request, deadline).await?;
+            rehome::record_metrics(&progress);
+            if let Err(e) = metrics.flush(std::io::stdout().lock()) {
+                tracing::warn!(error = %e, "could not write the metrics");
+            }
             // Counts only: the answer names keys, logs do not.
             tracing::info!(
                 scanned = progress.scanned,

@@ -69,25 +69,29 @@ impl CallStats {
 }
 
 /// The deadline of one invocation, and where its retries are counted.
+/// Measured on tokio's clock, so a simulator that pauses time (and jumps
+/// over backoffs) sees the budget run out as the platform would.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget<'a> {
-    deadline: Instant,
+    deadline: tokio::time::Instant,
     stats: &'a CallStats,
 }
 
 impl<'a> Budget<'a> {
     pub fn new(deadline: Instant, stats: &'a CallStats) -> Self {
-        Budget { deadline, stats }
-    }
-
-    pub fn deadline(&self) -> Instant {
-        self.deadline
+        // The time left now, on tokio's clock (the same as the system's
+        // unless time is paused).
+        let left = deadline.saturating_duration_since(Instant::now());
+        Budget {
+            deadline: tokio::time::Instant::now() + left,
+            stats,
+        }
     }
 
     /// Time left for work: until the deadline, less the margin.
     pub fn left(&self) -> Duration {
         self.deadline
-            .saturating_duration_since(Instant::now())
+            .saturating_duration_since(tokio::time::Instant::now())
             .saturating_sub(DEADLINE_MARGIN)
     }
 

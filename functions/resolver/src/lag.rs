@@ -3,10 +3,10 @@
 //! was applied in this Region, truncated to the second) less the stamp's
 //! `t` (when the write was made, by the writer's clock in its Region).
 //!
-//! Lag is reported in whole seconds, as a lower bound: the stream's time is
-//! truncated to the second, so a copy applied 0.9 s after its write can
-//! read 0 s. A writer's clock that runs ahead makes the lag read lower
-//! (never below 0). Pure: no I/O.
+//! Lag is reported in whole seconds. The stream's time is truncated to the
+//! second, so a copy's true arrival lies somewhere in that second: each
+//! sample is read at the middle of it (±0.5 s). A writer's clock that runs
+//! ahead makes the lag read lower (never below 0). Pure: no I/O.
 
 use std::collections::BTreeMap;
 
@@ -64,7 +64,7 @@ pub fn measure(
             continue;
         }
         let arrived_ms = (arrived.trunc() as u64).saturating_mul(1000);
-        let lag_s = arrived_ms.saturating_sub(written_ms) / 1000;
+        let lag_s = (arrived_ms.saturating_sub(written_ms) + 500) / 1000;
         let (lags, frontier) = samples.entry(origin.clone()).or_default();
         lags.push(lag_s);
         *frontier = (*frontier).max(written_ms);
@@ -123,8 +123,9 @@ mod tests {
         // Nine copies 1 s behind their write, the last one 6 s.
         assert_eq!((east.samples, east.p50, east.p90, east.max), (10, 1, 1, 6));
         assert_eq!(east.frontier_ms, 1_009_000);
-        // 1,003,000 - 1,000,500 ms: 2.5 s, reported as 2 (whole seconds).
-        assert_eq!(lags["us-west-2"].p90, 2);
+        // Arrived in the second from 1,003,000 ms, written at 1,000,500:
+        // between 2.5 and 3.5 s, read as 3.
+        assert_eq!(lags["us-west-2"].p90, 3);
     }
 
     #[test]
