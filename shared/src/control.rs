@@ -18,8 +18,9 @@ const CONTROL_PK: &str = "homeward:control";
 const CACHE_ENTRIES: usize = 10_000;
 const EVACUATED_SK: &str = "evacuated";
 
-/// A key as stable text (`name=value|...`, names sorted): the journal's and
-/// the assignments' way of naming an item.
+/// A key as readable text (`name=value|...`, names sorted), for people:
+/// reports and `LOG_KEYS` logs. Two keys whose values hold `|` or `=` can
+/// read alike: to name an item in a table, use [`key_id`].
 pub fn key_text(key: &Item) -> String {
     let mut parts: Vec<(&String, &AttributeValue)> = key.iter().collect();
     parts.sort_by(|a, b| a.0.cmp(b.0));
@@ -32,6 +33,14 @@ pub fn key_text(key: &Item) -> String {
         })
         .collect::<Vec<_>>()
         .join("|")
+}
+
+/// A key as unambiguous text: its attributes as DynamoDB JSON, names
+/// sorted (`{"pk":{"S":"a|b"},"sk":{"N":"1"}}`). The journal's and the
+/// assignments' way of naming an item: two different keys never share it.
+pub fn key_id(key: &Item) -> String {
+    let sorted: std::collections::BTreeMap<&String, &AttributeValue> = key.iter().collect();
+    serde_json::to_string(&sorted).unwrap_or_else(|_| key_text(key))
 }
 
 fn item(pairs: Vec<(&str, AttributeValue)>) -> Item {
@@ -206,7 +215,7 @@ impl<S: Store> Assignments<S> {
     }
 
     fn key(&self, key: &Item) -> (String, Item) {
-        let text = key_text(key);
+        let text = key_id(key);
         let pk = format!("homeward:assign#{}#{text}", self.table);
         (text, item(vec![("pk", s(&pk)), ("sk", s("assignment"))]))
     }
@@ -396,6 +405,33 @@ fn decode_assignment(found: &Item) -> Result<Assignment, AssignError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_that_read_alike_have_their_own_assignment() {
+        let key = |pk: &str, sk: &str| item(vec![("pk", s(pk)), ("sk", s(sk))]);
+        let (one, two) = (key("a|sk=b", "c"), key("a", "b|sk=c"));
+        assert_eq!(
+            key_text(&one),
+            key_text(&two),
+            "the readable text is ambiguous"
+        );
+        struct Unused;
+        impl Store for Unused {
+            async fn get(&self, _: &Region, _: &Item) -> Result<Option<Item>, StoreError> {
+                unreachable!("naming needs no store")
+            }
+            async fn put(&self, _: &Region, _: &Item, _: &PutCondition) -> Result<(), StoreError> {
+                unreachable!("naming needs no store")
+            }
+        }
+        let assignments = Assignments::new(
+            Unused,
+            Region::parse("us-east-1").unwrap(),
+            "T",
+            Duration::ZERO,
+        );
+        assert_ne!(assignments.key(&one).1, assignments.key(&two).1);
+    }
 
     #[test]
     fn region_lists_parse_and_name_bad_entries() {

@@ -712,10 +712,11 @@ async fn journaled_decisions(
     let mut explained: BTreeSet<(String, String)> = BTreeSet::new();
     for r in names {
         for entry in c.journal(r).await {
-            let Some(AttributeValue::S(pk)) = entry.get("pk") else {
+            let Some(AttributeValue::M(key)) = entry.get("item_key") else {
                 continue;
             };
-            let item = pk.rsplit_once('#').map_or(pk.as_str(), |(_, k)| k);
+            let item = resolver::journal::key_text(&Item::from(key.clone()));
+            let item = item.as_str();
             if let Some(AttributeValue::L(list)) = entry.get("explanation") {
                 for e in list {
                     if let AttributeValue::M(m) = e {

@@ -70,17 +70,19 @@ impl RecordError {
 }
 
 /// How logs name an item: `key#` and 16 hex digits of the FNV-1a hash of
-/// its key text ([`homeward::control::key_text`]) — enough to find it in
-/// the journal or correlate lines, not to read a user's data — or the key
-/// text itself when the operator allows it (`LOG_KEYS=true`).
+/// its key id ([`homeward::control::key_id`]: the key as DynamoDB JSON,
+/// names sorted) — enough to correlate lines and, given a key, to find
+/// them, not to read a user's data — or the key text itself when the
+/// operator allows it (`LOG_KEYS=true`).
 pub fn key_for_log(key: &serde_dynamo::Item, show: bool) -> String {
-    let text = homeward::control::key_text(key);
     if show {
-        return text;
+        return homeward::control::key_text(key);
     }
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
+    let hash = homeward::control::key_id(key)
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
     format!("key#{hash:016x}")
 }
 

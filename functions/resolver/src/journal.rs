@@ -50,8 +50,15 @@ pub struct Entry<'a> {
     pub ttl_days: u64,
 }
 
-/// The canonical text of an item key: `name=value` pairs sorted by name.
-pub use homeward::control::key_text;
+/// The readable text of an item key (`name=value` pairs sorted by name),
+/// and its unambiguous form, which names it in the journal.
+pub use homeward::control::{key_id, key_text};
+
+/// The journal partition of an item: `<table>#<key_id>` (the key's
+/// attributes as DynamoDB JSON, names sorted: two keys never share it).
+pub fn partition_key(table: &str, key: &Item) -> String {
+    format!("{table}#{}", key_id(key))
+}
 
 impl Entry<'_> {
     /// The journal item, within DynamoDB's item limit.
@@ -80,10 +87,7 @@ impl Entry<'_> {
     fn whole_item(&self) -> Item {
         let mut m: HashMap<String, AttributeValue> = HashMap::new();
         let s = |v: &str| AttributeValue::S(v.to_owned());
-        m.insert(
-            "pk".into(),
-            s(&format!("{}#{}", self.table, key_text(self.item_key))),
-        );
+        m.insert("pk".into(), s(&partition_key(self.table, self.item_key)));
         m.insert("sk".into(), s(&format!("{}#{}", self.kind, self.identity)));
         m.insert(
             "item_key".into(),

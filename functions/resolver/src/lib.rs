@@ -198,7 +198,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
         let mut groups: Vec<Vec<&StreamRecord>> = Vec::new();
         let mut by_key: HashMap<String, usize> = HashMap::new();
         for record in &event.records {
-            let key = journal::key_text(&record.dynamodb.keys);
+            let key = journal::key_id(&record.dynamodb.keys);
             let index = *by_key.entry(key).or_insert_with(|| {
                 groups.push(Vec::new());
                 groups.len() - 1

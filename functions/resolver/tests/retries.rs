@@ -222,3 +222,30 @@ fn an_entry_with_a_huge_merged_stamp_still_fits_and_says_what_it_dropped() {
     };
     assert!(stamp.contains_key("s"));
 }
+
+/// Two composite keys whose values hold the separators of the key text
+/// (`pk=a|sk=b` + `c` and `a` + `b|sk=c`) read alike as text; the journal
+/// names them apart, so one item's entry never takes the other's place.
+#[test]
+fn keys_that_read_alike_have_their_own_journal_partition() {
+    let key = |pk: &str, sk: &str| {
+        Item::from(HashMap::from([
+            ("pk".to_string(), AttributeValue::S(pk.into())),
+            ("sk".to_string(), AttributeValue::S(sk.into())),
+        ]))
+    };
+    let (one, two) = (key("a|sk=b", "c"), key("a", "b|sk=c"));
+    assert_eq!(
+        resolver::journal::key_text(&one),
+        resolver::journal::key_text(&two),
+        "the readable text is ambiguous"
+    );
+    assert_ne!(
+        resolver::journal::partition_key("T", &one),
+        resolver::journal::partition_key("T", &two)
+    );
+    assert_eq!(
+        resolver::journal::partition_key("T", &one),
+        r#"T#{"pk":{"S":"a|sk=b"},"sk":{"S":"c"}}"#
+    );
+}
