@@ -7,7 +7,8 @@
 #   3. checkov on the translated template, skips only as listed with reasons
 #      in deploy/checkov-skips.txt;
 #   4. the FilterCriteria against the sample events (deploy/test_filters.py);
-#   5. broken copies of the template must fail 1-3 (deploy/negative.sh);
+#   5. broken copies of the template must fail 1-3 (deploy/negative.sh),
+#      and deploy/deploy.sh calls sam and aws in order (deploy/test_deploy.sh);
 #   6. `sam build` for x86_64, and arm64 when the aarch64 target is installed.
 # Usage: bash deploy/validate.sh            everything
 #        bash deploy/validate.sh check FILE  steps 1-3 on FILE (exit 1 if it fails)
@@ -75,6 +76,7 @@ main() {
     CHECKED_JSON=target/deploy/template.json check template.yaml
     .venv/bin/python deploy/test_filters.py target/deploy/template.json
     bash deploy/negative.sh
+    bash deploy/test_deploy.sh
     build
 }
 
