@@ -70,7 +70,9 @@ async fn a_batch_emits_emf_lines_that_count_what_it_did() {
     resolver::metrics::record(&summary);
     let mut out = Vec::new();
     collector.flush(&mut out).unwrap();
-    let docs = documents(&String::from_utf8(out).unwrap());
+    let lines = String::from_utf8(out).unwrap();
+    println!("{lines}"); // what CloudWatch would read (cargo test -- --nocapture)
+    let docs = documents(&lines);
     let count = |dim, name| value(&docs, dim, name).and_then(|v| v.as_u64());
     assert_eq!(count(Some(("Class", "foreign")), "Records"), Some(1));
     assert_eq!(
