@@ -270,8 +270,10 @@ fn sequence(record: &StreamRecordSdk) -> String {
 pub fn lambda_record(record: &StreamRecordSdk, region: &str, stream_arn: &str) -> Value {
     let image = |m: &Option<HashMap<String, StreamValue>>| {
         m.as_ref().map(|m| {
-            let item: HashMap<String, AttributeValue> =
-                m.iter().map(|(k, v)| (k.clone(), from_stream(v))).collect();
+            let item: HashMap<String, AttributeValue> = m
+                .iter()
+                .map(|(k, v)| (k.clone(), resolver::event::from_stream_value(v)))
+                .collect();
             serde_json::to_value(Item::from(item)).unwrap_or_default()
         })
     };
@@ -309,26 +311,6 @@ pub fn lambda_record(record: &StreamRecordSdk, region: &str, stream_arn: &str) -
         });
     }
     out
-}
-
-fn from_stream(v: &StreamValue) -> AttributeValue {
-    match v {
-        StreamValue::S(s) => AttributeValue::S(s.clone()),
-        StreamValue::N(n) => AttributeValue::N(n.clone()),
-        StreamValue::B(b) => AttributeValue::B(b.as_ref().to_vec()),
-        StreamValue::Bool(b) => AttributeValue::Bool(*b),
-        StreamValue::Null(b) => AttributeValue::Null(*b),
-        StreamValue::M(m) => {
-            AttributeValue::M(m.iter().map(|(k, v)| (k.clone(), from_stream(v))).collect())
-        }
-        StreamValue::L(l) => AttributeValue::L(l.iter().map(from_stream).collect()),
-        StreamValue::Ss(v) => AttributeValue::Ss(v.clone()),
-        StreamValue::Ns(v) => AttributeValue::Ns(v.clone()),
-        StreamValue::Bs(v) => AttributeValue::Bs(v.iter().map(|b| b.as_ref().to_vec()).collect()),
-        // A type this SDK does not know: NULL keeps the record readable and
-        // the resolver's stamp checks decide what it is.
-        _ => AttributeValue::Null(true),
-    }
 }
 
 /// What `replay` does.

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodbstreams::types::AttributeValue as StreamValue;
 use homeward::Region;
-use serde_dynamo::{AttributeValue, Item};
+use serde_dynamo::Item;
 use serde_json::{json, Value};
 
 use crate::cluster::{now_ms, Cluster, SimStore};
@@ -179,7 +179,7 @@ impl Cluster {
             m.as_ref().map(|m| {
                 Item::from(
                     m.iter()
-                        .map(|(k, v)| (k.clone(), from_stream(v)))
+                        .map(|(k, v)| (k.clone(), resolver::event::from_stream_value(v)))
                         .collect::<HashMap<_, _>>(),
                 )
             })
@@ -239,22 +239,4 @@ pub(crate) fn streams_client(sdk: &SdkConfig, r: &Region) -> aws_sdk_dynamodbstr
             .region(aws_sdk_dynamodbstreams::config::Region::new(r.to_string()))
             .build(),
     )
-}
-
-fn from_stream(v: &StreamValue) -> AttributeValue {
-    match v {
-        StreamValue::S(s) => AttributeValue::S(s.clone()),
-        StreamValue::N(n) => AttributeValue::N(n.clone()),
-        StreamValue::B(b) => AttributeValue::B(b.as_ref().to_vec()),
-        StreamValue::Bool(b) => AttributeValue::Bool(*b),
-        StreamValue::Null(b) => AttributeValue::Null(*b),
-        StreamValue::M(m) => {
-            AttributeValue::M(m.iter().map(|(k, v)| (k.clone(), from_stream(v))).collect())
-        }
-        StreamValue::L(l) => AttributeValue::L(l.iter().map(from_stream).collect()),
-        StreamValue::Ss(v) => AttributeValue::Ss(v.clone()),
-        StreamValue::Ns(v) => AttributeValue::Ns(v.clone()),
-        StreamValue::Bs(v) => AttributeValue::Bs(v.iter().map(|b| b.as_ref().to_vec()).collect()),
-        other => panic!("unknown attribute value from the stream: {other:?}"),
-    }
 }

@@ -220,6 +220,32 @@ impl<'de> Visitor<'de> for Picker<'_> {
     }
 }
 
+/// An attribute value as DynamoDB Streams' `GetRecords` gives it, as the
+/// event's (and the table's) attribute value type. A type this SDK does
+/// not know becomes NULL: the record stays readable and the stamp checks
+/// decide what it is.
+#[cfg(feature = "streams")]
+pub fn from_stream_value(v: &aws_sdk_dynamodbstreams::types::AttributeValue) -> AttributeValue {
+    use aws_sdk_dynamodbstreams::types::AttributeValue as StreamValue;
+    match v {
+        StreamValue::S(s) => AttributeValue::S(s.clone()),
+        StreamValue::N(n) => AttributeValue::N(n.clone()),
+        StreamValue::B(b) => AttributeValue::B(b.as_ref().to_vec()),
+        StreamValue::Bool(b) => AttributeValue::Bool(*b),
+        StreamValue::Null(b) => AttributeValue::Null(*b),
+        StreamValue::M(m) => AttributeValue::M(
+            m.iter()
+                .map(|(k, v)| (k.clone(), from_stream_value(v)))
+                .collect(),
+        ),
+        StreamValue::L(l) => AttributeValue::L(l.iter().map(from_stream_value).collect()),
+        StreamValue::Ss(v) => AttributeValue::Ss(v.clone()),
+        StreamValue::Ns(v) => AttributeValue::Ns(v.clone()),
+        StreamValue::Bs(v) => AttributeValue::Bs(v.iter().map(|b| b.as_ref().to_vec()).collect()),
+        _ => AttributeValue::Null(true),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
