@@ -39,6 +39,7 @@ TABLE_KEY=year,title
 HOME_STRATEGY=attribute:src_region
 JOURNAL_TABLE=MoviesJournal
 REGIONS=us-east-1,us-west-1
+MERGE_RULES={"attributes":{"plot":"longest"}}
 ENV
 cargo lambda watch -A 127.0.0.1 -P "$LAMBDA_PORT" --env-file target/local-invoke/env \
     >target/local-invoke/watch.log 2>&1 &

@@ -4,7 +4,6 @@
 //! message was kept) or an AWS call failed; 2 a bad flag, setting or key.
 
 use clap::Parser;
-use homeward::Registry;
 use homeward_cli::{load_sdk, run, Cli};
 
 #[tokio::main]
@@ -24,7 +23,7 @@ async fn main() {
             let sdk = load_sdk(cli.endpoint_url.as_deref()).await;
             // Custom merge rules are registered here by name, as in the
             // resolver's main.rs.
-            match run(&cli, &settings, &sdk, &Registry::new()).await {
+            match run(&cli, &settings, &sdk, &homeward::custom_rules::registry()).await {
                 Err(e) => fail(&e),
                 Ok(output) => {
                     print!("{}", output.text);

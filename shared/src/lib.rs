@@ -7,6 +7,7 @@
 
 pub mod classify;
 pub mod control;
+pub mod custom_rules;
 pub mod dot;
 pub mod dynamo;
 pub mod edit;

@@ -9,6 +9,7 @@
 use std::fmt;
 
 use crate::dot::{Region, TimedDot};
+use crate::home::HomeStrategy;
 use crate::rules::{Rule, Rules};
 use crate::version::{Contribution, Counter, Home, Register, Sibling, Version};
 
@@ -25,6 +26,9 @@ pub const MAX_WINDOW: usize = 1024;
 pub struct Merger {
     pub rules: Rules,
     pub window: usize,
+    /// How items are homed, for the `home` rule when a stamp records no
+    /// home: the home attribute, the key's prefix, the table's name.
+    pub homes: Option<HomeStrategy>,
 }
 
 impl Merger {
@@ -32,6 +36,30 @@ impl Merger {
         Merger {
             rules,
             window: DEFAULT_WINDOW,
+            homes: None,
+        }
+    }
+
+    /// The same, deciding the `home` rule by `homes` where no stamp
+    /// records the home.
+    pub fn with_homes(mut self, homes: HomeStrategy) -> Self {
+        self.homes = Some(homes);
+        self
+    }
+
+    /// The home the `home` rule decides by: the stamps' (highest epoch),
+    /// else the strategy's reading of either side (the greater Region
+    /// name when they disagree, so merge order does not matter). Only
+    /// worked out when a rule asks.
+    fn rule_home(&self, joined: Option<&Home>, left: &Version, right: &Version) -> Option<Region> {
+        if let Some(h) = joined {
+            return Some(h.region.clone());
+        }
+        let homes = self.homes.as_ref()?;
+        let of = |v: &Version| homes.home_of_version(v).ok().flatten().map(|h| h.region);
+        match (of(left), of(right)) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
         }
     }
 }
@@ -127,6 +155,11 @@ impl Merger {
     pub fn merge_into(&self, mut left: Version, right: &Version) -> Merged {
         let mut explanation = Explanation::default();
         let home = Home::join(left.home.clone(), right.home.clone());
+        let rule_home = if self.rules.uses_home() {
+            self.rule_home(home.as_ref(), &left, right)
+        } else {
+            None
+        };
 
         // Attributes first: their survival test needs each side's own
         // knowledge, before the windows are joined.
@@ -140,14 +173,8 @@ impl Merger {
                 continue;
             }
             let l = mine.map_or(&[][..], Register::siblings);
-            let (register, decision) = self.join_register(
-                name,
-                l,
-                theirs.siblings(),
-                &left,
-                right,
-                home.as_ref().map(|h| &h.region),
-            );
+            let (register, decision) =
+                self.join_register(name, l, theirs.siblings(), &left, right, rule_home.as_ref());
             explanation.attributes.push((name.clone(), decision));
             changes.push((name.clone(), register));
         }
@@ -158,14 +185,8 @@ impl Merger {
             {
                 continue;
             }
-            let (register, decision) = self.join_register(
-                name,
-                mine.siblings(),
-                &[],
-                &left,
-                right,
-                home.as_ref().map(|h| &h.region),
-            );
+            let (register, decision) =
+                self.join_register(name, mine.siblings(), &[], &left, right, rule_home.as_ref());
             explanation.attributes.push((name.clone(), decision));
             changes.push((name.clone(), register));
         }

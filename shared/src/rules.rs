@@ -272,6 +272,12 @@ struct RulesJson {
 }
 
 impl Rules {
+    /// Whether any attribute (or the default) is decided by `home`.
+    pub fn uses_home(&self) -> bool {
+        matches!(self.default, Rule::Home)
+            || self.attributes.values().any(|r| matches!(r, Rule::Home))
+    }
+
     /// Loads rules from their JSON form.
     ///
     /// # Errors

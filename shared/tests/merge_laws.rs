@@ -73,7 +73,10 @@ fn merger(window: usize) -> Merger {
         &Registry::new(),
     )
     .unwrap();
-    Merger { rules, window }
+    Merger {
+        window,
+        ..Merger::new(rules)
+    }
 }
 
 fn run(ops: &[Op], window: usize) -> History {

@@ -104,7 +104,7 @@ impl Spec {
             partition_key: ("pk", ScalarAttributeType::S),
             sort_key: None,
             resolver_env: Vec::new(),
-            registry: Registry::new(),
+            registry: homeward::custom_rules::registry(),
             resolvers: true,
             batch_size: 100,
             batching_window: 0,

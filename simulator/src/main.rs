@@ -4,17 +4,19 @@
 //! homeward-sim demo [--memory]
 //! homeward-sim run <scenario.json> [--memory]
 //! homeward-sim check [--histories N] [--regions R] [--seed S] [--steps K] [--rehome TRIGGER] [--fault-rate F] [--clock-skew MS] [--no-filters] [--memory]
+//! homeward-sim conform --writer "<command>" [--share P] [--timeout SECONDS] [the flags of check but --memory]
 //! ```
 //!
 //! Arguments are parsed by hand: three subcommands and a few flags do not
 //! justify a CLI crate (and its build time on a shared 2-core machine).
 
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use homeward::Registry;
 use homeward_sim::checker::{self, CheckConfig};
 use homeward_sim::cluster::show;
+use homeward_sim::conform::{self, ExternalWriter, WriterChoice};
 use homeward_sim::scenario::{Backend, Outcome, Scenario};
 use homeward_sim::MotoServer;
 
@@ -31,7 +33,12 @@ const USAGE: &str = "usage:
       calls that fail, default 0.2, 0 turns faults and killed invocations
       off; --clock-skew: each Region's writers' clock is off by up to MS
       ms either way, default 2000, 0 turns skew off; --no-filters: no
-      FilterCriteria, instead of the ones template.yaml deploys)";
+      FilterCriteria, instead of the ones template.yaml deploys)
+  homeward-sim conform --writer \"<command>\" [--share P] [--timeout SECONDS] [--histories N] [--regions R] [--seed S] [--steps K] [--rehome TRIGGER] [--fault-rate F] [--clock-skew MS] [--no-filters]
+      the checker's histories against moto with a share P (default 0.5)
+      of the writes made by an external writer: `sh -c \"<command>\"`
+      speaking JSON lines on stdin/stdout (conformance/README.md,
+      \"conform\"); every answer within SECONDS (default 30)";
 
 /// The seed scenarios, built in so the demo runs from anywhere.
 const SEEDS: [(&str, &str); 5] = [
@@ -54,6 +61,9 @@ struct Args {
     fault_rate: Option<f64>,
     clock_skew_ms: Option<u64>,
     no_filters: bool,
+    writer: Option<String>,
+    share: Option<f64>,
+    timeout: Option<u64>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -71,6 +81,9 @@ fn parse_args() -> Result<Args, String> {
         fault_rate: None,
         clock_skew_ms: None,
         no_filters: false,
+        writer: None,
+        share: None,
+        timeout: None,
     };
     while let Some(arg) = raw.next() {
         let mut number = |name: &str| -> Result<u64, String> {
@@ -96,6 +109,18 @@ fn parse_args() -> Result<Args, String> {
                 args.fault_rate = Some(rate);
             }
             "--clock-skew" => args.clock_skew_ms = Some(number("--clock-skew")?),
+            "--writer" => args.writer = Some(raw.next().ok_or("--writer needs a command")?),
+            "--share" => {
+                let v = raw.next().ok_or("--share needs a value")?;
+                let share: f64 = v
+                    .parse()
+                    .map_err(|_| format!("--share: `{v}` is not a number"))?;
+                if !(0.0..=1.0).contains(&share) {
+                    return Err(format!("--share: {share} is not between 0 and 1"));
+                }
+                args.share = Some(share);
+            }
+            "--timeout" => args.timeout = Some(number("--timeout")?),
             "--no-filters" => args.no_filters = true,
             "-h" | "--help" => return Err(String::new()),
             other if other.starts_with('-') => return Err(format!("unknown flag {other}")),
@@ -131,6 +156,7 @@ fn main() -> ExitCode {
             "demo" => demo(&args).await,
             "run" => run(&args).await,
             "check" => check(&args).await,
+            "conform" => conform(&args).await,
             other => Err(format!("unknown command `{other}`\n{USAGE}")),
         }
     });
@@ -181,7 +207,7 @@ async fn run(args: &Args) -> Result<bool, String> {
 /// Homeward run converged and met the expectations.
 async fn play(scenario: &Scenario, server: Option<&MotoServer>) -> Result<bool, String> {
     let backend = server.map_or(Backend::Memory, Backend::Moto);
-    let registry = Registry::new();
+    let registry = homeward::custom_rules::registry();
     let on = scenario
         .run(backend, true, &registry)
         .await
@@ -270,6 +296,51 @@ fn print_finals(scenario: &Scenario, on: &Outcome, off: &Outcome) {
 }
 
 async fn check(args: &Args) -> Result<bool, String> {
+    if args.writer.is_some() || args.share.is_some() || args.timeout.is_some() {
+        return Err("--writer, --share and --timeout are flags of `conform`".into());
+    }
+    check_with(args, WriterChoice::Rust).await
+}
+
+/// `check` with a share of the writes through an external writer.
+async fn conform(args: &Args) -> Result<bool, String> {
+    let Some(command) = &args.writer else {
+        return Err(format!("conform needs --writer \"<command>\"\n{USAGE}"));
+    };
+    if args.memory {
+        return Err(
+            "conform runs against moto: an external writer cannot reach the in-memory store (drop --memory)"
+                .into(),
+        );
+    }
+    let share = args.share.unwrap_or(conform::DEFAULT_SHARE);
+    let timeout = args
+        .timeout
+        .map_or(conform::OP_TIMEOUT, Duration::from_secs);
+    let writer = Arc::new(ExternalWriter::spawn(command, timeout).map_err(|e| e.to_string())?);
+    println!(
+        "external writer: sh -c {command:?}, {}% of the writes, answers within {timeout:?}",
+        share * 100.0
+    );
+    let checked = check_with(
+        args,
+        WriterChoice::Mixed {
+            writer: writer.clone(),
+            share,
+        },
+    )
+    .await;
+    writer.close().await;
+    let name = writer.name.lock().map(|n| n.clone()).unwrap_or_default();
+    println!("external writer {name}: {}", writer.stats());
+    let faults = writer.take_faults();
+    for f in &faults {
+        println!("FAULT after the last history: {f}");
+    }
+    Ok(checked? && faults.is_empty())
+}
+
+async fn check_with(args: &Args, writer: WriterChoice) -> Result<bool, String> {
     let config = CheckConfig {
         histories: args
             .histories
@@ -280,6 +351,7 @@ async fn check(args: &Args) -> Result<bool, String> {
         rehome: args.rehome.clone(),
         fault_rate: args.fault_rate.unwrap_or(checker::FAULT_RATE),
         clock_skew_ms: args.clock_skew_ms.unwrap_or(checker::CLOCK_SKEW_MS),
+        writer,
         ..CheckConfig::default()
     };
     let config = if args.no_filters {
@@ -308,7 +380,7 @@ async fn check(args: &Args) -> Result<bool, String> {
             "template.yaml's FilterCriteria"
         }
     );
-    let report = checker::check(&config, backend, &Registry::new())
+    let report = checker::check(&config, backend, &homeward::custom_rules::registry())
         .await
         .map_err(|e| e.to_string())?;
     println!(

@@ -223,3 +223,22 @@ async fn checker_finds_no_violation_when_homes_follow_the_writers() {
         }
     }
 }
+
+/// A custom rule, registered once in `homeward::custom_rules`, decides a
+/// conflict through `homeward-sim run` (the same registry the functions
+/// start with).
+#[test]
+fn homeward_sim_run_applies_a_custom_rule() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_homeward-sim"))
+        .args(["run", "--memory"])
+        .arg(workspace_root().join("scenarios/custom-rule.json"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("A tense, well-made thriller."), "{stdout}");
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use homeward::control::{parse_regions, Evacuations};
 use homeward::dynamo::DynamoStore;
 use homeward::routing::{Mode, Router};
-use homeward::{Registry, Schema, Writer};
+use homeward::{Schema, Writer};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use rehome::{Operator, Progress, Request};
 use resolver::{deadline_from_epoch_ms, Config};
@@ -18,7 +18,7 @@ use resolver::{deadline_from_epoch_ms, Config};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = Config::from_env(&Registry::new())?;
+    let config = Config::from_env(&homeward::custom_rules::registry())?;
     let regions = parse_regions(&std::env::var("REGIONS").unwrap_or_default())
         .map_err(|e| format!("configuration: REGIONS: {e}"))?;
     if regions.is_empty() {

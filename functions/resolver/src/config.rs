@@ -169,7 +169,8 @@ impl Config {
         rules
             .check_schema(&schema)
             .map_err(|e| bad("MERGE_RULES")(e.to_string()))?;
-        let mut merger = Merger::new(rules);
+        // The `home` rule decides by the item's home under every strategy.
+        let mut merger = Merger::new(rules).with_homes(homes.clone());
         if let Some(w) = var("DOT_WINDOW") {
             merger.window = parse_number(&w, 4, 1024).map_err(bad("DOT_WINDOW"))?;
         }

@@ -2,7 +2,7 @@
 
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use homeward::dynamo::DynamoStore;
-use homeward::{Registry, Schema};
+use homeward::Schema;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use resolver::{deadline_from_epoch_ms, Config, Resolver, StreamEvent};
 
@@ -10,8 +10,8 @@ use resolver::{deadline_from_epoch_ms, Config, Resolver, StreamEvent};
 async fn main() -> Result<(), Error> {
     // JSON when the function's LoggingConfig says so (AWS_LAMBDA_LOG_FORMAT).
     lambda_runtime::tracing::init_default_subscriber();
-    // Custom merge rules are registered here by name (see the README).
-    let config = Config::from_env(&Registry::new())?;
+    // Custom merge rules: homeward::custom_rules, shared by every part.
+    let config = Config::from_env(&homeward::custom_rules::registry())?;
     // AWS_ENDPOINT_URL (e.g. moto) and the SDK's standard retries apply.
     // The SDK sets no attempt or operation timeout by default: a hung call
     // would wait for the Lambda timeout and fail the whole batch.
