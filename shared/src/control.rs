@@ -187,15 +187,22 @@ pub enum AssignError {
     Store(#[from] StoreError),
 }
 
-/// The negotiated strategy's assignment table (in the journal table of the
-/// control Region, where every claim and move is a conditional write on
-/// the epoch), with a small cache for lookups. A stale cache is safe: a
-/// write stamped with an older epoch than the assignment's is foreign to
-/// the current home, and the resolver re-reads before it trusts an epoch
-/// newer than its cache.
+/// The negotiated strategy's assignments: their own global table, read and
+/// written in one Region's replica (`replica`: the caller's own, reachable
+/// whenever the caller is up), every claim and move a conditional write on
+/// the epoch there, with a small cache for lookups.
+///
+/// Replicas are eventually consistent and settle concurrent claims by
+/// last-writer-wins; that is safe because the epoch fences writers, not
+/// the table: two Regions that both claimed epoch E stamp their writes
+/// (E, Region), the higher (epoch, Region) wins wherever versions merge,
+/// and the other Region's writes are reconciled into the winner as the
+/// foreign writes they are. A stale cache is safe for the same reason,
+/// and the resolver re-reads before it trusts an epoch newer than its
+/// cache.
 pub struct Assignments<S> {
     store: S,
-    control_region: Region,
+    replica: Region,
     table: String,
     pub lease: Duration,
     cache_ttl: Duration,
@@ -203,10 +210,10 @@ pub struct Assignments<S> {
 }
 
 impl<S: Store> Assignments<S> {
-    pub fn new(store: S, control_region: Region, table: &str, cache_ttl: Duration) -> Self {
+    pub fn new(store: S, replica: Region, table: &str, cache_ttl: Duration) -> Self {
         Assignments {
             store,
-            control_region,
+            replica,
             table: table.to_owned(),
             lease: Duration::from_secs(3600),
             cache_ttl,
@@ -247,7 +254,7 @@ impl<S: Store> Assignments<S> {
         let (text, control_key) = self.key(key);
         let found = self
             .store
-            .get(&self.control_region, &control_key)
+            .get(&self.replica, &control_key)
             .await?
             .map(|i| decode_assignment(&i))
             .transpose()?;
@@ -375,9 +382,7 @@ impl<S: Store> Assignments<S> {
         record.insert("epoch".into(), n(epoch));
         record.insert("lease_until".into(), n(assignment.lease_until_ms));
         record.insert("item_key".into(), s(&text));
-        self.store
-            .put(&self.control_region, &record, condition)
-            .await?;
+        self.store.put(&self.replica, &record, condition).await?;
         self.remember(text, Some(assignment.clone()));
         Ok(assignment)
     }

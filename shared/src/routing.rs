@@ -66,8 +66,7 @@ pub struct Router<S, C> {
 
 impl<S: Store, C: Store> Router<S, C> {
     /// `control` is the journal table, which holds the evacuated Regions
-    /// (read in `local`, re-read at most every `refresh`) and, for
-    /// negotiated homes, the assignments (in `assignment_region`).
+    /// (read in `local`, re-read at most every `refresh`).
     pub fn new(
         mut writer: Writer<S>,
         local: Region,
@@ -88,9 +87,20 @@ impl<S: Store, C: Store> Router<S, C> {
         }
     }
 
-    /// Negotiated homes: the assignments live in `region`'s journal table.
-    pub fn with_assignments(mut self, region: Region, table: &str, cache: Duration) -> Self {
-        self.assignments = Some(Assignments::new(self.control.clone(), region, table, cache));
+    /// Negotiated homes: the assignments live in `store`, their own global
+    /// table, read and written in this Region's replica (reachable whenever
+    /// this Region is up), looked up through a cache trusted for `cache`.
+    pub fn with_assignments(mut self, store: C, table: &str, cache: Duration) -> Self {
+        let replica = self.local.clone();
+        self.assignments = Some(Assignments::new(Arc::new(store), replica, table, cache));
+        self
+    }
+
+    /// How long a claimed or renewed lease lasts (an hour unless set).
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        if let Some(a) = &mut self.assignments {
+            a.lease = lease;
+        }
         self
     }
 
@@ -110,11 +120,7 @@ impl<S: Store, C: Store> Router<S, C> {
     /// A store failure or an unreadable home.
     pub async fn home_of(&self, key: &Item) -> Result<Option<Home>, WriteError> {
         if let Some(assignments) = &self.assignments {
-            return Ok(assignments
-                .lookup(key)
-                .await
-                .map_err(assign_error)?
-                .map(|a| a.home));
+            return self.negotiated_home(assignments, key).await;
         }
         if let HomeSource::Table { region, .. } = &self.homes.source {
             return Ok(Some(Home::new(region.clone(), 0)));
@@ -123,6 +129,37 @@ impl<S: Store, C: Store> Router<S, C> {
             None => Ok(None),
             Some(item) => self.homes.home_of(&item).map_err(WriteError::Home),
         }
+    }
+
+    /// Negotiated: the assignment, with its lease kept alive by writing. The
+    /// holder renews its lease once half of it has run; a lease that ran
+    /// out is claimed again: by its holder (same epoch, if nobody took it
+    /// meanwhile) or by this Region (one epoch on: the home follows the
+    /// writers). A holder that stopped writing, or went dark, is taken over
+    /// once its lease ends.
+    async fn negotiated_home(
+        &self,
+        assignments: &Assignments<Arc<C>>,
+        key: &Item,
+    ) -> Result<Option<Home>, WriteError> {
+        let now = now_ms();
+        let Some(a) = assignments.lookup(key).await.map_err(assign_error)? else {
+            return Ok(None);
+        };
+        let half = assignments.lease.as_millis() as u64 / 2;
+        let ours = a.home.region == self.local;
+        let due = a.lease_until_ms <= now || (ours && a.lease_until_ms < now + half);
+        if !due {
+            return Ok(Some(a.home));
+        }
+        let held = assignments
+            .claim(key, &self.local, now)
+            .await
+            .map_err(assign_error)?;
+        if held.home != a.home {
+            tracing::info!(from = %a.home.region, to = %held.home.region, epoch = held.home.epoch, "lease ran out: the assignment moved");
+        }
+        Ok(Some(held.home))
     }
 
     /// Creates an item. Its home comes from the item (intrinsic), the

@@ -59,6 +59,7 @@ use rand::{Rng, SeedableRng};
 use serde_dynamo::{AttributeValue, Item};
 
 use crate::cluster::{Cluster, Latency, SimStore, Spec};
+use crate::conform::Write;
 use crate::delivery::{Mapping, SetAside};
 use crate::faults::{FaultSpec, Injected, VirtualTime};
 use crate::scenario::Backend;
@@ -105,6 +106,9 @@ pub struct CheckConfig {
     /// timeouts after effect, hung calls), and half as many invocations
     /// killed at a call; 0 turns faults off.
     pub fault_rate: f64,
+    /// The writers the histories write through: the Rust writer, or
+    /// (`conform`) a share of the writes through an external one.
+    pub writer: crate::conform::WriterChoice,
 }
 
 /// The checker's default bound on each Region's clock skew, in ms.
@@ -127,6 +131,7 @@ impl Default for CheckConfig {
             clock_skew_ms: CLOCK_SKEW_MS,
             rehome: None,
             fault_rate: FAULT_RATE,
+            writer: crate::conform::WriterChoice::Rust,
         }
     }
 }
@@ -155,6 +160,9 @@ impl CheckConfig {
 /// One failing history.
 #[derive(Debug, Clone)]
 pub struct Failure {
+    /// The subcommand (and its writer) that replays it: `check`, or
+    /// `conform --writer '...'`.
+    pub command: String,
     pub seed: u64,
     pub steps: usize,
     pub memory: bool,
@@ -168,9 +176,10 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "VIOLATION in history seed {} (minimized to {} steps); replay with:\n  homeward-sim check --histories 1 --seed {} --steps {}{}{}",
+            "VIOLATION in history seed {} (minimized to {} steps); replay with:\n  homeward-sim {} --histories 1 --seed {} --steps {}{}{}",
             self.seed,
             self.steps,
+            self.command,
             self.seed,
             self.steps,
             self.flags,
@@ -356,6 +365,7 @@ pub async fn check(
             }
         }
         report.failures.push(Failure {
+            command: config.writer.replay_command(),
             seed,
             steps,
             memory: matches!(backend, Backend::Memory),
@@ -433,6 +443,9 @@ async fn run_history(
         Backend::Moto(server) => Cluster::start(server, "check", spec).await,
     };
     let w = c.writer();
+    let route =
+        crate::conform::Route::for_history(&config.writer, seed, backend, &c, &w, &config.rules)
+            .await;
     let mut history = vec![format!(
         "setup: batch size {}, batching window {}, clock skews (ms) {:?}, links {:?}",
         plan.batch_size,
@@ -447,6 +460,10 @@ async fn run_history(
     let mut counters: Vec<i64> = vec![0; config.items];
     let mut writes = 0;
     let mut violations = Vec::new();
+    let mut route = route.unwrap_or_else(|e| {
+        violations.push(e.to_string());
+        crate::conform::Route::rust()
+    });
 
     let record = |edits: &mut Vec<Edit>, item: usize, v: &Version| {
         let dot = v.header.dot();
@@ -474,11 +491,11 @@ async fn run_history(
             (SET.to_string(), AttributeValue::Ss(vec!["t-init".into()])),
             (COUNTER.to_string(), AttributeValue::N("0".into())),
         ]));
-        match w.insert(r, start).await {
+        match route.write(&w, r, &key(item), Write::Insert(start)).await {
             Ok(v) => {
                 writes += 1;
                 record(&mut edits, item, &v);
-                history.push(format!("insert k{item} in {r} (its home)"));
+                history.push(format!("insert k{item} in {r} (its home){}", route.mark()));
             }
             Err(e) => violations.push(format!("setup insert of k{item} failed: {e}")),
         }
@@ -489,57 +506,78 @@ async fn run_history(
 
     for (i, op) in plan.ops.iter().take(steps).enumerate() {
         let result: Option<(usize, Result<Version, WriteError>)> = match op {
+            // Each write through the Rust writer as it always was, or
+            // (conform) through the external writer ([`Write::with_rust`]).
             Op::Set(r, item, attr, value) => Some((
                 *item,
-                w.update(&regions[*r], &key(*item), |d| {
-                    d.set(attr, AttributeValue::S(value.clone()));
-                })
-                .await,
+                route
+                    .write(
+                        &w,
+                        &regions[*r],
+                        &key(*item),
+                        Write::set(attr, AttributeValue::S(value.clone())),
+                    )
+                    .await,
             )),
             Op::Remove(r, item, attr) => Some((
                 *item,
-                w.update(&regions[*r], &key(*item), |d| {
-                    d.remove(attr);
-                })
-                .await,
+                route
+                    .write(&w, &regions[*r], &key(*item), Write::remove(attr))
+                    .await,
             )),
             Op::Increment(r, item, delta) => Some((
                 *item,
-                w.increment(&regions[*r], &key(*item), COUNTER, *delta)
+                route
+                    .write(
+                        &w,
+                        &regions[*r],
+                        &key(*item),
+                        Write::Increment {
+                            attribute: COUNTER.into(),
+                            by: *delta,
+                        },
+                    )
                     .await,
             )),
             Op::Tag(r, item, tag) => Some((
                 *item,
-                w.update(&regions[*r], &key(*item), |d| {
-                    let mut tags = match d.get(SET) {
-                        Some(AttributeValue::Ss(t)) => t,
-                        _ => Vec::new(),
-                    };
-                    if !tags.contains(tag) {
-                        tags.push(tag.clone());
-                    }
-                    d.set(SET, AttributeValue::Ss(tags));
-                })
-                .await,
+                route
+                    .write(&w, &regions[*r], &key(*item), Write::add(SET, tag))
+                    .await,
             )),
-            Op::Delete(r, item) => Some((*item, w.delete(&regions[*r], &key(*item)).await)),
+            Op::Delete(r, item) => Some((
+                *item,
+                route
+                    .write(&w, &regions[*r], &key(*item), Write::Delete)
+                    .await,
+            )),
             Op::Hot(value) => {
                 // Every Region writes item 0 before anything replicates:
                 // the resolvers then merge into one home copy at once.
                 let mut lines = Vec::new();
                 for (r, region) in regions.iter().enumerate() {
-                    let written = w
-                        .update(region, &key(0), |d| {
-                            d.set("a", AttributeValue::S(format!("{value}-{r}")));
-                        })
+                    let written = route
+                        .write(
+                            &w,
+                            region,
+                            &key(0),
+                            Write::set("a", AttributeValue::S(format!("{value}-{r}"))),
+                        )
                         .await;
                     match written {
                         Ok(v) => {
                             writes += 1;
                             record(&mut edits, 0, &v);
-                            lines.push(format!("{} dot {}", names[r], v.header.dot().encode()));
+                            lines.push(format!(
+                                "{} dot {}{}",
+                                names[r],
+                                v.header.dot().encode(),
+                                route.mark()
+                            ));
                         }
-                        Err(e) => lines.push(format!("{} not written: {e}", names[r])),
+                        Err(e) => {
+                            lines.push(format!("{} not written{}: {e}", names[r], route.mark()));
+                        }
                     }
                 }
                 history.push(format!(
@@ -575,9 +613,15 @@ async fn run_history(
                     counters[item] += delta;
                 }
                 record(&mut edits, item, &v);
-                history.push(format!("{line} -> dot {}", v.header.dot().encode()));
+                history.push(format!(
+                    "{line}{} -> dot {}",
+                    route.mark(),
+                    v.header.dot().encode()
+                ));
             }
-            Some((_, Err(e))) => history.push(format!("{line} -> not written: {e}")),
+            Some((_, Err(e))) => {
+                history.push(format!("{line}{} -> not written: {e}", route.mark()));
+            }
         }
     }
 
@@ -585,6 +629,7 @@ async fn run_history(
     let settled = c.try_settle().await;
     if let Err(e) = settled {
         violations.push(format!("resolver loop: {e}"));
+        violations.extend(route.finish(&w, &[], &[]).await);
         return Run {
             forked: forked(&edits),
             rule_decisions: (0, 0),
@@ -660,6 +705,9 @@ async fn run_history(
             "{item}.{attribute}: a rule chose among concurrent edits, and no journal entry explains it"
         ));
     }
+    // An external writer reads what the Rust writer reads; its faults.
+    let keys: Vec<Item> = (0..config.items).map(key).collect();
+    violations.extend(route.finish(&w, &regions, &keys).await);
     Run {
         forked: forked(&edits),
         rule_decisions,

@@ -441,6 +441,16 @@ impl Cluster {
         cluster
     }
 
+    /// Negotiated homes: the resolvers read the assignments from `store`
+    /// (another cluster's table, replicated like a global table), each in
+    /// its own Region's replica, faulted like their other stores.
+    pub fn use_assignments(&mut self, store: &SimStore) {
+        for shard in self.shards.values_mut() {
+            let wrapped = shard.stores.table.wrap(store.clone());
+            shard.stores.assignments = Some(wrapped);
+        }
+    }
+
     /// The resolver configuration of `region`.
     ///
     /// # Panics

@@ -443,6 +443,10 @@ impl Lane {
             self.shard.stores.table.clone(),
             self.shard.stores.journal.clone(),
         );
+        let resolver = match &self.shard.stores.assignments {
+            Some(store) => resolver.with_assignments(store.clone()),
+            None => resolver,
+        };
         while let Some(oldest) = self.backlog.front() {
             let size = match self.shard.next.front() {
                 // A retry or a bisected half goes at once.

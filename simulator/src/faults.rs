@@ -77,12 +77,13 @@ pub(crate) fn mix(seed: u64, place: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// One Region's resolver stores: the table and the journal (control items
-/// and assignments included), faulted as one.
+/// One Region's resolver stores: the table, the journal (control items
+/// included) and, for negotiated homes, the assignments, faulted as one.
 #[derive(Clone)]
 pub struct ResolverStores {
     pub table: FaultyStore<SimStore>,
     pub journal: FaultyStore<SimStore>,
+    pub assignments: Option<FaultyStore<SimStore>>,
 }
 
 impl ResolverStores {
@@ -92,7 +93,11 @@ impl ResolverStores {
         let faults = faults.unwrap_or_else(Faults::none).interleave(true);
         let table = FaultyStore::new(table, faults);
         let journal = table.wrap(journal);
-        ResolverStores { table, journal }
+        ResolverStores {
+            table,
+            journal,
+            assignments: None,
+        }
     }
 
     pub fn stats(&self) -> FaultStats {

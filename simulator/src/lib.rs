@@ -6,6 +6,7 @@
 
 pub mod checker;
 pub mod cluster;
+pub mod conform;
 pub mod delivery;
 pub mod faults;
 pub mod filter;

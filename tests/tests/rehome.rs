@@ -62,6 +62,15 @@ fn router(c: &Cluster, local: &str, mode: Mode) -> Router<SimStore, SimStore> {
     )
 }
 
+/// The negotiated strategy's assignments table: its own table in every
+/// Region, replicated by the harness like a global table (no resolvers).
+async fn assignments_table(test: &str) -> Cluster {
+    let mut spec = Spec::new(&REGIONS);
+    spec.sort_key = Some(("sk", aws_sdk_dynamodb::types::ScalarAttributeType::S));
+    spec.resolvers = false;
+    Cluster::start(MotoServer::shared(), test, spec).await
+}
+
 async fn user(c: &mut Cluster, pk: &str, home: &str) {
     c.writer()
         .insert(
@@ -306,10 +315,10 @@ async fn routing_sends_writes_home_and_local_mode_writes_here() {
 
 #[tokio::test]
 async fn negotiated_assignments_claim_renew_move_and_fence_stale_writers() {
-    let spec = spec()
-        .env("HOME_STRATEGY", "negotiated")
-        .env("ASSIGNMENT_REGION", "us-east-1");
+    let spec = spec().env("HOME_STRATEGY", "negotiated");
     let mut c = Cluster::start(MotoServer::shared(), "negotiated", spec).await;
+    let mut replicas = assignments_table("negotiated-assign").await;
+    c.use_assignments(replicas.store());
     let homes = HomeStrategy::parse("negotiated", "_hw", "t").unwrap();
     let writer_in = |r: &str| {
         Router::new(
@@ -320,7 +329,7 @@ async fn negotiated_assignments_claim_renew_move_and_fence_stale_writers() {
             c.journal_store(),
             Evacuations::new(BTreeSet::new(), Duration::ZERO),
         )
-        .with_assignments(region("us-east-1"), "homes", Duration::from_secs(60))
+        .with_assignments(replicas.store().clone(), "homes", Duration::from_secs(60))
     };
     let (east, west) = (writer_in("us-east-1"), writer_in("eu-west-1"));
     let born = west
@@ -332,6 +341,8 @@ async fn negotiated_assignments_claim_renew_move_and_fence_stale_writers() {
         region("eu-west-1"),
         "claimed by its first writer"
     );
+    // The claim replicates to every Region's replica of the assignments.
+    replicas.settle().await;
     // Another Region's claim finds the live lease and defers to it.
     let a = east.assignments().unwrap();
     let held = a
@@ -378,6 +389,7 @@ async fn negotiated_assignments_claim_renew_move_and_fence_stale_writers() {
         matches!(late, Err(homeward::control::AssignError::Fenced { .. })),
         "{late:?}"
     );
+    replicas.settle().await;
     c.settle().await;
     // East's cache still says eu-west-1 (60 s): its write goes there, but
     // carries the newer home the item records (epoch 2), so the resolver
@@ -401,6 +413,107 @@ async fn negotiated_assignments_claim_renew_move_and_fence_stale_writers() {
         "{:?}",
         c.stats
     );
+}
+
+/// Negotiated homes hold under failure: the holder's Region goes dark (cut
+/// off and not answering), its lease runs out, and a writer elsewhere
+/// takes the item over from its own replica of the assignments (nothing
+/// depends on one Region); when the old home returns, its writer, whose
+/// lease has run out too, routes to the new home instead of writing as if
+/// it still held it, and nothing written on either side is lost.
+#[tokio::test]
+async fn a_negotiated_home_fails_over_when_its_holders_lease_runs_out() {
+    let spec = spec().env("HOME_STRATEGY", "negotiated");
+    let mut c = Cluster::start(MotoServer::shared(), "lease", spec).await;
+    let mut a = assignments_table("lease-assign").await;
+    c.use_assignments(a.store());
+    let homes = HomeStrategy::parse("negotiated", "_hw", "t").unwrap();
+    let evacuations = || Evacuations::new(BTreeSet::new(), Duration::ZERO);
+    let east = Router::new(
+        c.writer(),
+        region("us-east-1"),
+        Mode::Route,
+        homes.clone(),
+        c.journal_store(),
+        evacuations(),
+    )
+    .with_assignments(a.store().clone(), "carts", Duration::ZERO)
+    .with_lease(Duration::from_millis(1_500));
+    // us-west-2's writer cannot reach us-east-1 (down, after the SDK's retries).
+    let mut cut_off = homeward::Writer::new(
+        OneRegionDown {
+            inner: c.store().clone(),
+            down: region("us-east-1"),
+        },
+        c.schema.clone(),
+        c.merger.clone(),
+    );
+    cut_off.clock = c.writer().clock.clone();
+    let west = Router::new(
+        cut_off,
+        region("us-west-2"),
+        Mode::Route,
+        homes,
+        c.journal_store(),
+        evacuations(),
+    )
+    .with_assignments(a.store().clone(), "carts", Duration::ZERO)
+    .with_lease(Duration::from_secs(60));
+
+    let born = east
+        .insert(item(&[("pk", s("cart-9")), ("n", s("1"))]))
+        .await
+        .unwrap();
+    assert_eq!(born.version.home, Some(Home::new(region("us-east-1"), 1)));
+    a.settle().await;
+    c.settle().await;
+
+    // us-east-1 goes dark: cut off from replication, and not answering.
+    c.partition(&["us-east-1"]);
+    a.partition(&["us-east-1"]);
+    let early = west
+        .update(&key("cart-9"), |d| {
+            d.set("early", s("while the lease held"));
+        })
+        .await
+        .unwrap();
+    assert_eq!(early.region, region("us-west-2"), "the home did not answer");
+    tokio::time::sleep(Duration::from_millis(1_700)).await;
+    let took = west
+        .update(&key("cart-9"), |d| {
+            d.set("n", s("2"));
+        })
+        .await
+        .unwrap();
+    assert_eq!(took.region, region("us-west-2"));
+    assert_eq!(
+        took.version.home,
+        Some(Home::new(region("us-west-2"), 2)),
+        "the lease ran out: us-west-2 claimed the item, one epoch on"
+    );
+    a.settle().await;
+    c.settle().await;
+
+    // us-east-1 returns. Its writer's lease ran out and its replica now
+    // says us-west-2 holds the item: it routes there.
+    c.heal_all();
+    a.heal_all();
+    a.settle().await;
+    c.settle().await;
+    let back = east
+        .update(&key("cart-9"), |d| {
+            d.set("late", s("after the return"));
+        })
+        .await
+        .unwrap();
+    assert_eq!(back.region, region("us-west-2"), "routed to the new home");
+    c.settle().await;
+    let items = converged(&c).await;
+    let cart = &items["pk=cart-9"];
+    assert_eq!(text(cart, "n"), "2");
+    assert_eq!(text(cart, "early"), "while the lease held");
+    assert_eq!(text(cart, "late"), "after the return");
+    assert_eq!(stamped_home(cart), Some(("us-west-2".into(), "2".into())));
 }
 
 #[tokio::test]

@@ -29,7 +29,11 @@ async fn main() -> Result<(), Error> {
         .load()
         .await;
     let table = DynamoStore::new(sdk.clone(), &config.table, config.schema.clone());
-    let journal = DynamoStore::new(sdk, &config.journal_table, Schema::new("pk", Some("sk")));
+    let journal = DynamoStore::new(
+        sdk.clone(),
+        &config.journal_table,
+        Schema::new("pk", Some("sk")),
+    );
     let writer = Writer::new(table, config.schema.clone(), config.merger.clone());
     // An operator reads the evacuated Regions fresh every time.
     let evacuations = Evacuations::new(config.evacuated.clone(), Duration::ZERO);
@@ -41,8 +45,13 @@ async fn main() -> Result<(), Error> {
         journal.clone(),
         evacuations,
     );
-    if let Some(region) = &config.assignment_region {
-        router = router.with_assignments(region.clone(), &config.table, Duration::ZERO);
+    if config.homes.source == homeward::home::HomeSource::Negotiated {
+        let assignments = DynamoStore::new(
+            sdk.clone(),
+            &config.assignments_table,
+            Schema::new("pk", Some("sk")),
+        );
+        router = router.with_assignments(assignments, &config.table, Duration::ZERO);
     }
     let operator = Operator {
         router,

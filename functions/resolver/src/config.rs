@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use homeward::control::parse_regions;
-use homeward::home::{HomeSource, HomeStrategy, Trigger};
+use homeward::home::{HomeStrategy, Trigger};
 use homeward::{Merger, Region, Registry, Rules, Schema};
 
 /// What the resolver does with a write made outside its item's home.
@@ -72,7 +72,7 @@ pub struct Config {
     pub control_refresh: Duration,
     /// For `negotiated` homes: the Region whose journal table holds the
     /// assignments.
-    pub assignment_region: Option<Region>,
+    pub assignments_table: String,
     /// Whether log lines may name item keys (`LOG_KEYS=true`); by default
     /// they name a short hash of the key.
     pub log_keys: bool,
@@ -147,20 +147,11 @@ impl Config {
             ),
             None => Duration::from_secs(5),
         };
-        let assignment_region = match (
-            &homes.source,
-            var("ASSIGNMENT_REGION").filter(|r| !r.is_empty()),
-        ) {
-            (HomeSource::Negotiated, None) => {
-                return Err(bad("ASSIGNMENT_REGION")(
-                    "must be set for HOME_STRATEGY=negotiated".into(),
-                ))
-            }
-            (_, None) => None,
-            (_, Some(r)) => {
-                Some(Region::parse(&r).map_err(|e| bad("ASSIGNMENT_REGION")(e.to_string()))?)
-            }
-        };
+        // Negotiated homes: the assignments' global table, read and written
+        // in this Region's replica (reachable whenever this Region is up).
+        let assignments_table = var("ASSIGNMENTS_TABLE")
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| format!("{table}-assignments"));
         let rules = Rules::from_json(
             &var("MERGE_RULES").unwrap_or_else(|| "{}".into()),
             custom_rules,
@@ -205,7 +196,7 @@ impl Config {
             rehome,
             evacuated,
             control_refresh,
-            assignment_region,
+            assignments_table,
             log_keys,
             metrics_namespace,
         })
@@ -261,9 +252,12 @@ mod tests {
         assert!(c.evacuated.is_empty());
         // The template passes empty values for unset parameters.
         let mut empty = BASE.to_vec();
-        empty.extend([("ASSIGNMENT_REGION", ""), ("EVACUATED_REGIONS", "")]);
+        empty.extend([("ASSIGNMENTS_TABLE", ""), ("EVACUATED_REGIONS", "")]);
         let c = load(&empty).unwrap();
-        assert_eq!((c.assignment_region, c.evacuated.len()), (None, 0));
+        assert_eq!(
+            (c.assignments_table.as_str(), c.evacuated.len()),
+            ("Movies-assignments", 0)
+        );
     }
 
     #[test]
@@ -283,7 +277,6 @@ mod tests {
         assert!(with("TABLE_NAME", "").contains("TABLE_NAME: must be set"));
         assert!(with("REHOME", "after:x").contains("REHOME: `after:x`"));
         assert!(with("EVACUATED_REGIONS", "us-east-1,Moon").contains("EVACUATED_REGIONS: `Moon`"));
-        assert!(with("HOME_STRATEGY", "negotiated").contains("ASSIGNMENT_REGION: must be set"));
         let mut keyed = BASE.to_vec();
         keyed.push(("HOME_STRATEGY", "key-prefix:title"));
         keyed.push(("REHOME", "always"));

@@ -85,7 +85,8 @@ pub struct Resolver<S, J> {
     table: S,
     journal: Arc<J>,
     evacuations: Evacuations,
-    /// The negotiated strategy's assignments (in the journal table).
+    /// The negotiated strategy's assignments (this Region's replica of
+    /// their global table).
     assignments: Option<Assignments<Arc<J>>>,
 }
 
@@ -93,22 +94,28 @@ impl<S: Store, J: Store> Resolver<S, J> {
     pub fn new(config: Config, table: S, journal: J) -> Self {
         let journal = Arc::new(journal);
         let evacuations = Evacuations::new(config.evacuated.clone(), config.control_refresh);
-        let assignments = match (&config.homes.source, &config.assignment_region) {
-            (HomeSource::Negotiated, Some(region)) => Some(Assignments::new(
-                journal.clone(),
-                region.clone(),
-                &config.table,
-                config.control_refresh,
-            )),
-            _ => None,
-        };
         Resolver {
             config,
             table,
             journal,
             evacuations,
-            assignments,
+            assignments: None,
         }
+    }
+
+    /// Negotiated homes: reads the assignments from `store`, the
+    /// assignments' global table (`ASSIGNMENTS_TABLE`), in this Region's
+    /// replica. Other strategies ignore it.
+    pub fn with_assignments(mut self, store: J) -> Self {
+        if self.config.homes.source == HomeSource::Negotiated {
+            self.assignments = Some(Assignments::new(
+                Arc::new(store),
+                self.config.region.clone(),
+                &self.config.table,
+                self.config.control_refresh,
+            ));
+        }
+        self
     }
 
     /// Whether this resolver moves homes: not for fixed homes (key prefix,
@@ -149,7 +156,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
             None => None,
         };
         let key = &record.dynamodb.keys;
-        let at = c.assignment_region.as_ref().unwrap_or(&c.region);
+        let at = &c.region;
         let mut assigned = budget.bounded(at, assignments.lookup(key)).await?;
         if let (Some(a), Some(s)) = (&assigned, &stamped) {
             if s.epoch > a.home.epoch {

@@ -20,13 +20,23 @@ async fn main() -> Result<(), Error> {
         .load()
         .await;
     let table = DynamoStore::new(sdk.clone(), &config.table, config.schema.clone());
-    let journal = DynamoStore::new(sdk, &config.journal_table, Schema::new("pk", Some("sk")));
+    let journal = DynamoStore::new(
+        sdk.clone(),
+        &config.journal_table,
+        Schema::new("pk", Some("sk")),
+    );
     let metrics = resolver::metrics::install(
         &config.metrics_namespace,
         &config.table,
         config.region.as_str(),
     )?;
-    let resolver = Resolver::new(config, table, journal);
+    // Negotiated homes: this Region's replica of the assignments table.
+    let assignments = DynamoStore::new(
+        sdk,
+        &config.assignments_table,
+        Schema::new("pk", Some("sk")),
+    );
+    let resolver = Resolver::new(config, table, journal).with_assignments(assignments);
     let resolver = &resolver;
     run(service_fn(
         move |event: LambdaEvent<StreamEvent>| async move {
