@@ -293,7 +293,8 @@ impl<S: Store> Assignments<S> {
                     if &a.home.region == region {
                         a.home.epoch
                     } else {
-                        a.home.epoch + 1
+                        crate::version::next_epoch(a.home.epoch)
+                            .map_err(|e| AssignError::Malformed(e.to_string()))?
                     },
                     PutCondition::AttributeIs("epoch".into(), n(a.home.epoch)),
                 ),
@@ -353,7 +354,14 @@ impl<S: Store> Assignments<S> {
             PutCondition::AttributeIs("epoch".into(), n(expected_epoch))
         };
         match self
-            .write(key, region, expected_epoch + 1, now_ms, &condition)
+            .write(
+                key,
+                region,
+                crate::version::next_epoch(expected_epoch)
+                    .map_err(|e| AssignError::Malformed(e.to_string()))?,
+                now_ms,
+                &condition,
+            )
             .await
         {
             Err(AssignError::Store(StoreError::ConditionFailed)) => match self.fresh(key).await? {
@@ -401,8 +409,15 @@ fn decode_assignment(found: &Item) -> Result<Assignment, AssignError> {
         }
         _ => return Err(AssignError::Malformed("`home` is missing".into())),
     };
+    let epoch = get_n("epoch")?;
+    if epoch > crate::version::MAX_EPOCH {
+        return Err(AssignError::Malformed(format!(
+            "`epoch` is past the largest epoch ({})",
+            crate::version::MAX_EPOCH
+        )));
+    }
     Ok(Assignment {
-        home: Home::new(region, get_n("epoch")?),
+        home: Home::new(region, epoch),
         lease_until_ms: get_n("lease_until")?,
     })
 }

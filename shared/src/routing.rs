@@ -345,7 +345,9 @@ impl<S: Store, C: Store> Router<S, C> {
         } else {
             from.region.clone()
         };
-        let mut next = Home::new(to.clone(), from.epoch + 1);
+        let mut next = from
+            .moved_to(to.clone())
+            .map_err(|e| WriteError::Home(e.to_string()))?;
         if let Some(assignments) = &self.assignments {
             next = assignments
                 .move_to(key, to, from.epoch, now_ms())

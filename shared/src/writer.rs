@@ -444,7 +444,7 @@ impl<S: Store> Writer<S> {
         }
         let region = Region::parse(&text)
             .map_err(|e| WriteError::Home(format!("`{name}` = {text:?}: {e}")))?;
-        Ok(Some(Home::new(region, current.epoch + 1)))
+        Ok(Some(current.moved_to(region)?))
     }
 
     async fn put(

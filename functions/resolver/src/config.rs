@@ -163,7 +163,8 @@ impl Config {
         // The `home` rule decides by the item's home under every strategy.
         let mut merger = Merger::new(rules).with_homes(homes.clone());
         if let Some(w) = var("DOT_WINDOW") {
-            merger.window = parse_number(&w, 4, 1024).map_err(bad("DOT_WINDOW"))?;
+            merger.window =
+                parse_number(&w, 4, homeward::merge::MAX_WINDOW).map_err(bad("DOT_WINDOW"))?;
         }
         let action = Action::parse(&var("ACTION").unwrap_or_else(|| "reconcile".into()))
             .map_err(bad("ACTION"))?;

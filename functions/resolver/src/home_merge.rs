@@ -9,7 +9,7 @@
 //! writing it again (a retry, a redelivery) is harmless.
 
 use homeward::classify::ClassifyError;
-use homeward::edit::{adopt_unstamped, apply, restamp, WriteContext};
+use homeward::edit::{adopt_unstamped, apply, try_restamp, WriteContext};
 use homeward::home::{decide, ForeignWrite, HomeChange};
 use homeward::merge::{Decision, Explanation};
 use homeward::size::{item_size, MAX_ITEM_BYTES};
@@ -478,7 +478,7 @@ fn with_home(
         _ => None,
     };
     if new_home.is_none() && stale_mirror.is_none() {
-        return Ok(restamp(merged, ctx, &c.merger));
+        return Ok(try_restamp(merged, ctx, &c.merger)?);
     }
     let mut draft = Draft::new(merged.values());
     if let Some((name, region)) = stale_mirror {
