@@ -533,6 +533,25 @@ async fn the_resolvers_measure_replication_lag_per_region_pair() {
     );
 }
 
+/// A cluster whose item `pk` is homed in us-east-1 with `attr` = `value`,
+/// replicated everywhere.
+async fn homed(test: &str, spec: Spec, pk: &str, attr: &str, value: AttributeValue) -> Cluster {
+    let mut c = Cluster::start(MotoServer::shared(), test, spec).await;
+    c.writer()
+        .insert(
+            &region("us-east-1"),
+            item(&[
+                ("pk", s(pk)),
+                ("home_region", s("us-east-1")),
+                (attr, value),
+            ]),
+        )
+        .await
+        .unwrap();
+    c.settle().await;
+    c
+}
+
 /// Two concurrent edits of `attr` (us-east-1 first, us-west-2 a little
 /// later, neither seeing the other), settled everywhere: what every
 /// Region shows.
@@ -568,24 +587,8 @@ async fn concurrent_edit(
 #[tokio::test]
 async fn the_home_rule_follows_the_items_home_under_every_strategy() {
     let rules = r#"{"attributes":{"note":"home"}}"#;
-    let mut c = Cluster::start(
-        MotoServer::shared(),
-        "home-rule",
-        Spec::new(&REGIONS).env("MERGE_RULES", rules),
-    )
-    .await;
-    let w = c.writer();
-    w.insert(
-        &region("us-east-1"),
-        item(&[
-            ("pk", s("h")),
-            ("home_region", s("us-east-1")),
-            ("note", s("0")),
-        ]),
-    )
-    .await
-    .unwrap();
-    c.settle().await;
+    let spec = Spec::new(&REGIONS).env("MERGE_RULES", rules);
+    let mut c = homed("home-rule", spec, "h", "note", s("0")).await;
     let it = concurrent_edit(&mut c, "h", "note", s("from home"), s("later, elsewhere")).await;
     assert_eq!(
         text(&it, "note"),
@@ -619,19 +622,7 @@ async fn the_home_rule_follows_the_items_home_under_every_strategy() {
 #[tokio::test]
 async fn the_min_rule_keeps_the_smaller_of_concurrent_edits() {
     let spec = Spec::new(&REGIONS).env("MERGE_RULES", r#"{"attributes":{"price":"min:N"}}"#);
-    let mut c = Cluster::start(MotoServer::shared(), "min-rule", spec).await;
-    let w = c.writer();
-    w.insert(
-        &region("us-east-1"),
-        item(&[
-            ("pk", s("p")),
-            ("home_region", s("us-east-1")),
-            ("price", n(10)),
-        ]),
-    )
-    .await
-    .unwrap();
-    c.settle().await;
+    let mut c = homed("min-rule", spec, "p", "price", n(10)).await;
     let it = concurrent_edit(&mut c, "p", "price", n(3), n(7)).await;
     assert_eq!(text(&it, "price"), "3");
     let explained = all_journal(&c).await.iter().any(|(_, e)| {
@@ -646,19 +637,7 @@ async fn the_min_rule_keeps_the_smaller_of_concurrent_edits() {
 #[tokio::test]
 async fn a_custom_rule_decides_concurrent_edits() {
     let spec = Spec::new(&REGIONS).env("MERGE_RULES", r#"{"attributes":{"note":"longest"}}"#);
-    let mut c = Cluster::start(MotoServer::shared(), "custom-rule", spec).await;
-    let w = c.writer();
-    w.insert(
-        &region("us-east-1"),
-        item(&[
-            ("pk", s("c")),
-            ("home_region", s("us-east-1")),
-            ("note", s("0")),
-        ]),
-    )
-    .await
-    .unwrap();
-    c.settle().await;
+    let mut c = homed("custom-rule", spec, "c", "note", s("0")).await;
     let it = concurrent_edit(&mut c, "c", "note", s("the longer of the two"), s("short")).await;
     assert_eq!(text(&it, "note"), "the longer of the two");
 }
