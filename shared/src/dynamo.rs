@@ -14,7 +14,8 @@ use serde_dynamo::Item;
 
 use crate::dot::Region;
 use crate::stamp::Schema;
-use crate::store::{Page, PutCondition, Store, StoreError};
+use crate::store::{Page, PutCondition, PutResult, Store, StoreError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 
 /// One table name, reachable in every Region of the global table.
 #[derive(Clone)]
@@ -55,6 +56,45 @@ impl DynamoStore {
                 Client::from_conf(config)
             })
             .clone()
+    }
+}
+
+impl DynamoStore {
+    /// The conditional PutItem request for `item` in `region`.
+    fn put_request(
+        &self,
+        region: &Region,
+        item: &Item,
+        condition: &PutCondition,
+    ) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+        let request = self
+            .client(region)
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item.clone().into()));
+        let request = match condition {
+            PutCondition::Always => request,
+            _ => request.expression_attribute_names("#pk", &self.schema.partition_key),
+        };
+        match condition {
+            PutCondition::Always => request,
+            PutCondition::NotExists => request.condition_expression("attribute_not_exists(#pk)"),
+            PutCondition::Unstamped => request
+                .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#hw)")
+                .expression_attribute_names("#hw", &self.schema.stamp_attribute),
+            PutCondition::DotIs(dot) => request
+                .condition_expression("attribute_exists(#pk) AND #hw.#dot = :dot")
+                .expression_attribute_names("#hw", &self.schema.stamp_attribute)
+                .expression_attribute_names("#dot", "dot")
+                .expression_attribute_values(
+                    ":dot",
+                    aws_sdk_dynamodb::types::AttributeValue::S(dot.clone()),
+                ),
+            PutCondition::AttributeIs(name, value) => request
+                .condition_expression("attribute_exists(#pk) AND #a = :a")
+                .expression_attribute_names("#a", name)
+                .expression_attribute_values(":a", value.clone().into()),
+        }
     }
 }
 
@@ -128,36 +168,35 @@ impl Store for DynamoStore {
         item: &Item,
         condition: &PutCondition,
     ) -> Result<(), StoreError> {
-        let request = self
-            .client(region)
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item.clone().into()));
-        let request = match condition {
-            PutCondition::Always => request,
-            _ => request.expression_attribute_names("#pk", &self.schema.partition_key),
-        };
-        let request = match condition {
-            PutCondition::Always => request,
-            PutCondition::NotExists => request.condition_expression("attribute_not_exists(#pk)"),
-            PutCondition::Unstamped => request
-                .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#hw)")
-                .expression_attribute_names("#hw", &self.schema.stamp_attribute),
-            PutCondition::DotIs(dot) => request
-                .condition_expression("attribute_exists(#pk) AND #hw.#dot = :dot")
-                .expression_attribute_names("#hw", &self.schema.stamp_attribute)
-                .expression_attribute_names("#dot", "dot")
-                .expression_attribute_values(
-                    ":dot",
-                    aws_sdk_dynamodb::types::AttributeValue::S(dot.clone()),
-                ),
-            PutCondition::AttributeIs(name, value) => request
-                .condition_expression("attribute_exists(#pk) AND #a = :a")
-                .expression_attribute_names("#a", name)
-                .expression_attribute_values(":a", value.clone().into()),
-        };
-        request.send().await.map_err(|e| store_error(region, e))?;
+        self.put_request(region, item, condition)
+            .send()
+            .await
+            .map_err(|e| store_error(region, e))?;
         Ok(())
+    }
+
+    async fn put_returning(
+        &self,
+        region: &Region,
+        item: &Item,
+        condition: &PutCondition,
+    ) -> Result<PutResult, StoreError> {
+        let sent = self
+            .put_request(region, item, condition)
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(PutResult::Written),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => Ok(
+                    PutResult::Conflict(failed.item().map(|i| Item::from(i.clone()))),
+                ),
+                _ => Err(store_error(region, e)),
+            },
+        }
     }
 
     async fn scan(

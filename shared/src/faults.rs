@@ -53,7 +53,7 @@ use serde_dynamo::Item;
 use tokio::sync::Notify;
 
 use crate::dot::Region;
-use crate::store::{Page, PutCondition, Store, StoreError};
+use crate::store::{Page, PutCondition, PutResult, Store, StoreError};
 
 /// One kind of injected fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -401,6 +401,16 @@ impl<S: Store> Store for FaultyStore<S> {
         condition: &PutCondition,
     ) -> Result<(), StoreError> {
         self.call(region, self.inner.put(region, item, condition))
+            .await
+    }
+
+    async fn put_returning(
+        &self,
+        region: &Region,
+        item: &Item,
+        condition: &PutCondition,
+    ) -> Result<PutResult, StoreError> {
+        self.call(region, self.inner.put_returning(region, item, condition))
             .await
     }
 

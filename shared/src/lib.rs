@@ -30,6 +30,6 @@ pub use error::{ConfigError, StampError};
 pub use merge::{Decision, Explanation, Merged, Merger, Side};
 pub use rules::{MergeRule, Registry, Rule, Rules};
 pub use stamp::Schema;
-pub use store::{PutCondition, Store, StoreError};
+pub use store::{PutCondition, PutResult, Store, StoreError};
 pub use version::{Home, PendingMove, Version, WriterKind};
 pub use writer::{WriteError, Writer};

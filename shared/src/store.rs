@@ -100,6 +100,15 @@ impl StoreError {
     }
 }
 
+/// How a conditional put that can report what stood in its way ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PutResult {
+    Written,
+    /// The condition failed; the item as it stands now (`None`: there is
+    /// no item).
+    Conflict(Option<Item>),
+}
+
 /// One page of a scan: the items, and where the next page starts.
 #[derive(Debug, Default)]
 pub struct Page {
@@ -124,6 +133,20 @@ pub trait Store: Send + Sync {
         item: &Item,
         condition: &PutCondition,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// [`Self::put`], handing back the item that made the condition fail
+    /// (DynamoDB's `ReturnValuesOnConditionCheckFailure=ALL_OLD`): a retry
+    /// needs no read. Stores that cannot tell fail with
+    /// [`StoreError::ConditionFailed`], as `put` does.
+    fn put_returning(
+        &self,
+        region: &Region,
+        item: &Item,
+        condition: &PutCondition,
+    ) -> impl Future<Output = Result<PutResult, StoreError>> + Send {
+        let put = self.put(region, item, condition);
+        async move { put.await.map(|()| PutResult::Written) }
+    }
 
     /// Up to `limit` items of the table in `region`, from after `start`.
     /// Stores that cannot scan say so (the operator function needs it).
@@ -156,6 +179,15 @@ impl<S: Store> Store for std::sync::Arc<S> {
         condition: &PutCondition,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).put(region, item, condition)
+    }
+
+    fn put_returning(
+        &self,
+        region: &Region,
+        item: &Item,
+        condition: &PutCondition,
+    ) -> impl Future<Output = Result<PutResult, StoreError>> + Send {
+        (**self).put_returning(region, item, condition)
     }
 
     fn scan(

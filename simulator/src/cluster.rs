@@ -24,7 +24,9 @@ use aws_sdk_dynamodb::types::ScalarAttributeType;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use homeward::dynamo::DynamoStore;
 use homeward::store::Page;
-use homeward::{Merger, PutCondition, Region, Registry, Schema, Store, StoreError, Writer};
+use homeward::{
+    Merger, PutCondition, PutResult, Region, Registry, Schema, Store, StoreError, Writer,
+};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use resolver::Config;
@@ -156,6 +158,18 @@ impl Store for SimStore {
         match self {
             SimStore::Moto(s) => s.put(region, item, condition).await,
             SimStore::Memory(s) => s.put(region, item, condition).await,
+        }
+    }
+
+    async fn put_returning(
+        &self,
+        region: &Region,
+        item: &Item,
+        condition: &PutCondition,
+    ) -> Result<PutResult, StoreError> {
+        match self {
+            SimStore::Moto(s) => s.put_returning(region, item, condition).await,
+            SimStore::Memory(s) => s.put_returning(region, item, condition).await,
         }
     }
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use homeward::size::{item_size, MAX_ITEM_BYTES};
 use homeward::store::Page;
-use homeward::{PutCondition, Region, Schema, Store, StoreError};
+use homeward::{PutCondition, PutResult, Region, Schema, Store, StoreError};
 use serde_dynamo::{AttributeValue, Item};
 
 /// One change, as a stream record carries it.
@@ -221,6 +221,30 @@ impl Store for MemStore {
         condition: &PutCondition,
     ) -> Result<(), StoreError> {
         self.put_at(region, item, condition, None)
+    }
+
+    /// As DynamoDB with `ReturnValuesOnConditionCheckFailure=ALL_OLD`: a
+    /// failed condition hands back the item in the way (read under the
+    /// same turn, with no await between, so nothing slips in).
+    async fn put_returning(
+        &self,
+        region: &Region,
+        item: &Item,
+        condition: &PutCondition,
+    ) -> Result<PutResult, StoreError> {
+        match self.put_at(region, item, condition, None) {
+            Ok(()) => Ok(PutResult::Written),
+            Err(StoreError::ConditionFailed) => {
+                let text = self.key_text(item)?;
+                let regions = self.lock();
+                let current = regions
+                    .get(region)
+                    .and_then(|t| t.items.get(&text))
+                    .map(|(i, _)| i.clone());
+                Ok(PutResult::Conflict(current))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn scan(

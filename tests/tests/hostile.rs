@@ -312,3 +312,66 @@ async fn three_regions_merge_into_a_hot_item_written_twenty_times_a_second() {
         }
     }
 }
+
+/// Counts the calls made to the table.
+#[derive(Clone)]
+struct Counting<S> {
+    inner: S,
+    calls: Arc<Mutex<Vec<&'static str>>>,
+}
+
+impl<S: Store> Store for Counting<S> {
+    async fn get(
+        &self,
+        region: &homeward::Region,
+        key: &serde_dynamo::Item,
+    ) -> Result<Option<serde_dynamo::Item>, homeward::StoreError> {
+        self.calls.lock().unwrap().push("get");
+        self.inner.get(region, key).await
+    }
+
+    async fn put(
+        &self,
+        region: &homeward::Region,
+        item: &serde_dynamo::Item,
+        condition: &homeward::PutCondition,
+    ) -> Result<(), homeward::StoreError> {
+        self.calls.lock().unwrap().push("put");
+        self.inner.put(region, item, condition).await
+    }
+
+    async fn put_returning(
+        &self,
+        region: &homeward::Region,
+        item: &serde_dynamo::Item,
+        condition: &homeward::PutCondition,
+    ) -> Result<homeward::PutResult, homeward::StoreError> {
+        self.calls.lock().unwrap().push("put");
+        self.inner.put_returning(region, item, condition).await
+    }
+}
+
+/// A missed guess (the home copy changed since the writing Region saw it)
+/// costs two calls, not three: the failed conditional put hands back the
+/// home copy (ALL_OLD, which moto honours), so no read follows.
+#[tokio::test]
+async fn a_missed_guess_costs_two_calls() {
+    let (c, rec) = foreign_conflict("hostile-guess", "g", "west").await;
+    let west = region("us-west-2");
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let table = Counting {
+        inner: c.store().clone(),
+        calls: calls.clone(),
+    };
+    let resolver = Resolver::new(c.config(&west), table, c.journal_store());
+    let (response, summary) = resolver
+        .handle(&event(vec![rec]), Instant::now() + Duration::from_secs(30))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.writes, 1);
+    assert_eq!(
+        *calls.lock().unwrap(),
+        vec!["put", "put"],
+        "the guess, then the merge"
+    );
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use homeward::edit::{apply, empty_version, WriteContext};
 use homeward::{
-    Draft, Merger, PutCondition, Region, Registry, Schema, Store, StoreError, WriterKind,
+    Draft, Merger, PutCondition, PutResult, Region, Registry, Schema, Store, StoreError, WriterKind,
 };
 use resolver::{Config, Resolver, StreamEvent};
 use serde_dynamo::{AttributeValue, Item};
@@ -63,6 +63,26 @@ impl Store for SlowStore {
         }
         items.insert(id, item.clone());
         Ok(())
+    }
+
+    /// As DynamoDB with `ALL_OLD`: one call, the item in the way returned.
+    async fn put_returning(
+        &self,
+        region: &Region,
+        item: &Item,
+        condition: &PutCondition,
+    ) -> Result<PutResult, StoreError> {
+        match self.put(region, item, condition).await {
+            Ok(()) => Ok(PutResult::Written),
+            Err(StoreError::ConditionFailed) => {
+                let mut key = item.clone();
+                key.retain(|k, _| self.schema.key_attributes().any(|n| n == k));
+                let items = self.items.lock().unwrap();
+                let current = items.get(&(region.clone(), self.id(&key))).cloned();
+                Ok(PutResult::Conflict(current))
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

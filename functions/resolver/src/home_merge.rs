@@ -13,7 +13,9 @@ use homeward::edit::{adopt_unstamped, apply, try_restamp, WriteContext};
 use homeward::home::{decide, ForeignWrite, HomeChange};
 use homeward::merge::{Decision, Explanation};
 use homeward::size::{item_size, MAX_ITEM_BYTES};
-use homeward::{Draft, Home, PutCondition, Region, Store, StoreError, Version, WriterKind};
+use homeward::{
+    Draft, Home, PutCondition, PutResult, Region, Store, StoreError, Version, WriterKind,
+};
 use serde_dynamo::{AttributeValue, Item};
 
 use crate::calls::Budget;
@@ -98,6 +100,9 @@ impl<S: Store, J: Store> Resolver<S, J> {
         let mut journaled = false;
         // Whether an attempt journaled a pending move.
         let mut tried_move = false;
+        // What the last failed put found in its way (when the store says),
+        // the next attempt's base.
+        let mut found: Option<(Region, Option<Item>)> = None;
         loop {
             attempt += 1;
             let evacuated = if ask.is_some() {
@@ -133,9 +138,12 @@ impl<S: Store, J: Store> Resolver<S, J> {
             // cross-Region read. Otherwise read the home copy.
             let guessed = presumed.take();
             let was_guess = guessed.is_some();
-            let current = match guessed {
-                Some(_) => None,
-                None => {
+            let found_here = found.take().filter(|(at, _)| at == &write_region);
+            let current = match (guessed.is_some(), found_here) {
+                (true, _) => None,
+                // The item a failed put found in its way: no read needed.
+                (false, Some((_, found))) => found,
+                (false, None) => {
                     budget
                         .retrying(&write_region, || self.table.get(&write_region, key))
                         .await?
@@ -300,12 +308,19 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     .await?;
             }
             tried_move |= moved.is_some();
-            match budget
+            let put = budget
                 .retrying(&write_region, || {
-                    self.table.put(&write_region, &item, &condition)
+                    self.table.put_returning(&write_region, &item, &condition)
                 })
-                .await
-            {
+                .await;
+            let put = match put {
+                Ok(PutResult::Conflict(current)) => {
+                    found = Some((write_region.clone(), current));
+                    Err(StoreError::ConditionFailed)
+                }
+                other => other.map(|_| ()),
+            };
+            match put {
                 Ok(()) => {
                     if let (Some(m), Some(identity)) = (&moved, &plan.move_identity) {
                         let entry =
