@@ -44,7 +44,7 @@ step_test() {
 PYTHON_TOOLS=(pytest==9.2.0 ruff==0.17.6 mypy==2.4.1)
 
 step_python() {
-    header "writers/python: install into .venv, ruff format --check, ruff check, mypy, pytest (conformance vectors, moto)"
+    header "writers/python: install into .venv, ruff format --check, ruff check, mypy, pytest (conformance vectors, moto), homeward-sim conform"
     local marker=.venv/.homeward-python-tools
     if [[ ! -f $marker || "$(cat "$marker")" != "${PYTHON_TOOLS[*]}" ]] \
         || ! .venv/bin/python -c 'import homeward.writer' 2>/dev/null; then
@@ -58,10 +58,13 @@ step_python() {
         ../../.venv/bin/mypy
         ../../.venv/bin/python -m pytest -q
     )
+    # The writer at work: 5 random histories against moto, half of the
+    # writes through it (conformance/README.md, "conform").
+    cargo run -q -p homeward-sim -- conform --writer ".venv/bin/python -m homeward.conform" --histories 5 --seed 1300
 }
 
 step_typescript() {
-    header "writers/typescript: npm ci, eslint, prettier --check, tsc build, node --test (conformance vectors, moto)"
+    header "writers/typescript: npm ci, eslint, prettier --check, tsc build, node --test (conformance vectors, moto), homeward-sim conform"
     if [[ ! -x .venv/bin/moto_server ]]; then
         step_venv
     fi
@@ -73,6 +76,7 @@ step_typescript() {
         npm run --silent build
         npm test --silent
     )
+    cargo run -q -p homeward-sim -- conform --writer "node writers/typescript/dist/conform.js" --histories 5 --seed 1400
 }
 
 step_local_invoke() {
