@@ -39,9 +39,9 @@ TABLE_KEY=year,title
 HOME_STRATEGY=attribute:src_region
 JOURNAL_TABLE=MoviesJournal
 REGIONS=us-east-1,us-west-1
-MERGE_RULES={"attributes":{"plot":"longest"}}
+MERGE_RULES='{"attributes":{"plot":"longest"}}'
 ENV
-cargo lambda watch -A 127.0.0.1 -P "$LAMBDA_PORT" --env-file target/local-invoke/env \
+cargo lambda watch -A 127.0.0.1 -P "$LAMBDA_PORT" --timeout 60 --env-file target/local-invoke/env \
     >target/local-invoke/watch.log 2>&1 &
 pids+=($!)
 for _ in $(seq 300); do curl -s "http://127.0.0.1:$LAMBDA_PORT/" >/dev/null 2>&1 && break; sleep 0.2; done

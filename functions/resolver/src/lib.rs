@@ -697,9 +697,16 @@ fn full(
         .map_err(|e| RecordError::image(which, &e))
 }
 
-/// A Lambda deadline (epoch ms) as an `Instant`.
+/// A Lambda deadline (epoch ms) as an `Instant`. A value too small to be
+/// a date (before 2001) is read as the time left, in ms: local runtime
+/// emulators (cargo-lambda's sends its timeout, 600,000) do that.
 pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
-    let left = deadline_ms.saturating_sub(now_ms());
+    const YEAR_2001_MS: u64 = 978_307_200_000;
+    let left = if deadline_ms < YEAR_2001_MS {
+        deadline_ms
+    } else {
+        deadline_ms.saturating_sub(now_ms())
+    };
     Instant::now() + Duration::from_millis(left)
 }
 

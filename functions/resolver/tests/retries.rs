@@ -249,3 +249,19 @@ fn keys_that_read_alike_have_their_own_journal_partition() {
         r#"T#{"pk":{"S":"a|sk=b"},"sk":{"S":"c"}}"#
     );
 }
+
+/// Lambda gives the deadline as epoch ms; a local emulator may give the
+/// time left instead (cargo-lambda's watch sends 600,000): both work.
+#[test]
+fn deadlines_as_dates_and_as_time_left() {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let from_date = resolver::deadline_from_epoch_ms(now_ms + 30_000);
+    let left = from_date.saturating_duration_since(Instant::now());
+    assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30));
+    let from_emulator = resolver::deadline_from_epoch_ms(600_000);
+    let left = from_emulator.saturating_duration_since(Instant::now());
+    assert!(left > Duration::from_secs(599) && left <= Duration::from_secs(600));
+}
