@@ -11,9 +11,7 @@
 use std::collections::BTreeMap;
 
 use homeward::Region;
-use serde_dynamo::AttributeValue;
-
-use crate::event::{self, StreamEvent};
+use serde_dynamo::{AttributeValue, Item};
 
 /// One origin Region's lag into this Region, over one batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,45 +27,54 @@ pub struct Lag {
     pub frontier_ms: u64,
 }
 
-/// Per origin Region, the lag into `local` of the records of `event` that
-/// `replicated` says replication brought (the resolver's classification:
-/// a plain write under another Region's stale stamp is no sample). Records
-/// made here, without a stamp, or without a time are not samples.
-pub fn measure(
-    event: &StreamEvent,
+/// Where and when a record that replication brought here was written: the
+/// stamp's `o` and `t`, read by triage from the header it reads anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub origin: String,
+    pub time_ms: u64,
+}
+
+impl Written {
+    /// From a (partial) image's stamp; `None` without an origin and a time.
+    pub fn of(image: &Item, stamp_attribute: &str) -> Option<Self> {
+        let Some(AttributeValue::M(stamp)) = image.get(stamp_attribute) else {
+            return None;
+        };
+        match (stamp.get("o"), stamp.get("t")) {
+            (Some(AttributeValue::S(origin)), Some(AttributeValue::N(t))) => Some(Written {
+                origin: origin.clone(),
+                time_ms: t.parse().ok()?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The stream's time of arrival, whole seconds (`None`: unusable).
+pub fn arrival(approximate_creation_date_time: Option<f64>) -> Option<u64> {
+    approximate_creation_date_time
+        .filter(|t| t.is_finite() && *t >= 0.0)
+        .map(|t| t.trunc() as u64)
+}
+
+/// Per origin Region, the lag into `local` of copies written at `.0` and
+/// arrived here at `.1` (the stream's time, whole seconds). Copies made
+/// here are not samples.
+pub fn measure<'a>(
+    copies: impl IntoIterator<Item = (&'a Written, u64)>,
     local: &Region,
-    stamp_attribute: &str,
-    replicated: impl Fn(&crate::StreamRecord) -> bool,
 ) -> BTreeMap<String, Lag> {
     let mut samples: BTreeMap<String, (Vec<u64>, u64)> = BTreeMap::new();
-    for record in event.records.iter().filter(|r| replicated(r)) {
-        let change = &record.dynamodb;
-        let (Some(raw), Some(arrived)) = (&change.new_image, change.approximate_creation_date_time)
-        else {
-            continue;
-        };
-        let Ok(image) = event::partial_image(raw, &[], stamp_attribute) else {
-            continue;
-        };
-        let Some(AttributeValue::M(stamp)) = image.get(stamp_attribute) else {
-            continue;
-        };
-        let (Some(AttributeValue::S(origin)), Some(AttributeValue::N(t))) =
-            (stamp.get("o"), stamp.get("t"))
-        else {
-            continue;
-        };
-        let Ok(written_ms) = t.parse::<u64>() else {
-            continue;
-        };
-        if origin == local.as_str() || !arrived.is_finite() || arrived < 0.0 {
+    for (written, arrived) in copies {
+        if written.origin == local.as_str() {
             continue;
         }
-        let arrived_ms = (arrived.trunc() as u64).saturating_mul(1000);
-        let lag_s = (arrived_ms.saturating_sub(written_ms) + 500) / 1000;
-        let (lags, frontier) = samples.entry(origin.clone()).or_default();
+        let arrived_ms = arrived.saturating_mul(1000);
+        let lag_s = (arrived_ms.saturating_sub(written.time_ms) + 500) / 1000;
+        let (lags, frontier) = samples.entry(written.origin.clone()).or_default();
         lags.push(lag_s);
-        *frontier = (*frontier).max(written_ms);
+        *frontier = (*frontier).max(written.time_ms);
     }
     samples
         .into_iter()
@@ -90,34 +97,27 @@ pub fn measure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn record(origin: &str, t_ms: u64, arrived_s: u64) -> serde_json::Value {
-        json!({
-            "eventName": "MODIFY",
-            "awsRegion": "eu-west-1",
-            "dynamodb": {
-                "ApproximateCreationDateTime": arrived_s,
-                "Keys": {"pk": {"S": "k"}},
-                "NewImage": {"pk": {"S": "k"}, "_hw": {"M": {
-                    "o": {"S": origin}, "t": {"N": t_ms.to_string()}, "by": {"S": "app"},
-                    "dot": {"S": format!("{origin}:1:a")}}}},
-                "SequenceNumber": "1",
-            }
-        })
+    fn written(origin: &str, time_ms: u64) -> Written {
+        Written {
+            origin: origin.into(),
+            time_ms,
+        }
     }
 
     #[test]
     fn lag_per_origin_in_whole_seconds_with_percentiles_and_frontier() {
-        let local = Region::parse("eu-west-1").unwrap();
-        let mut records: Vec<_> = (0..10)
-            .map(|i| record("us-east-1", 1_000_000 + i * 1000, 1_000 + i + 1 + i / 9 * 5))
+        let local = Region::parse("eu-west-1").expect("a Region");
+        let mut copies: Vec<(Written, u64)> = (0..10u64)
+            .map(|i| {
+                let arrived = 1_000 + i + 1 + i / 9 * 5;
+                (written("us-east-1", 1_000_000 + i * 1000), arrived)
+            })
             .collect();
-        records.push(record("us-west-2", 1_000_500, 1_003));
+        copies.push((written("us-west-2", 1_000_500), 1_003));
         // Written here: not a sample.
-        records.push(record("eu-west-1", 1_000_000, 1_100));
-        let event: StreamEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
-        let lags = measure(&event, &local, "_hw", |_| true);
+        copies.push((written("eu-west-1", 1_000_000), 1_100));
+        let lags = measure(copies.iter().map(|(w, a)| (w, *a)), &local);
         assert_eq!(lags.len(), 2);
         let east = &lags["us-east-1"];
         // Nine copies 1 s behind their write, the last one 6 s.
@@ -130,10 +130,24 @@ mod tests {
 
     #[test]
     fn a_writer_clock_ahead_reads_zero_not_negative() {
-        let local = Region::parse("eu-west-1").unwrap();
-        let event: StreamEvent =
-            serde_json::from_value(json!({ "Records": [record("us-east-1", 2_000_000, 1_000)] }))
-                .unwrap();
-        assert_eq!(measure(&event, &local, "_hw", |_| true)["us-east-1"].max, 0);
+        let local = Region::parse("eu-west-1").expect("a Region");
+        let ahead = written("us-east-1", 2_000_000);
+        assert_eq!(measure([(&ahead, 1_000)], &local)["us-east-1"].max, 0);
+    }
+
+    #[test]
+    fn the_header_gives_origin_and_time() {
+        let image: Item = serde_json::from_value(serde_json::json!({
+            "pk": {"S": "k"},
+            "_hw": {"M": {"o": {"S": "us-east-1"}, "t": {"N": "1764000000123"}}}
+        }))
+        .expect("an item");
+        assert_eq!(
+            Written::of(&image, "_hw"),
+            Some(written("us-east-1", 1_764_000_000_123))
+        );
+        assert_eq!(Written::of(&image, "other"), None);
+        assert_eq!(arrival(Some(1_764_000_000.9)), Some(1_764_000_000));
+        assert_eq!(arrival(Some(f64::NAN)), None);
     }
 }

@@ -52,6 +52,9 @@ pub struct Outcome {
     pub rules: Vec<String>,
     /// Whether the merge written moved the item's home.
     pub rehomed: bool,
+    /// A copy replication brought here, and when it arrived (the stream's
+    /// whole seconds): a replication lag sample.
+    pub copy: Option<(lag::Written, u64)>,
 }
 
 /// Totals for one batch: logged once per invocation, and the functions'
@@ -183,6 +186,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     class: Class::Foreign { home: h.region },
                     new: Some(new),
                     old,
+                    copy: None,
                 })
             }
             _ => Ok(Triaged {
@@ -224,24 +228,14 @@ impl<S: Store, J: Store> Resolver<S, J> {
             ..Summary::default()
         };
         // What replication brought here: the lag's samples.
-        let copies: std::collections::HashSet<&str> = results
-            .iter()
-            .flatten()
-            .filter(|(_, r)| matches!(r, Ok(o) if o.class == "replicated" || o.class == "echo"))
-            .filter_map(|(sequence, _)| sequence.as_deref())
-            .collect();
-        summary.lag = lag::measure(
-            event,
-            &self.config.region,
-            &self.config.schema.stamp_attribute,
-            |record| {
-                record
-                    .dynamodb
-                    .sequence_number
-                    .as_deref()
-                    .is_some_and(|s| copies.contains(s))
-            },
-        );
+        let copies = results.iter().flatten().filter_map(|(_, r)| match r {
+            Ok(Outcome {
+                copy: Some((written, arrived)),
+                ..
+            }) => Some((written, *arrived)),
+            _ => None,
+        });
+        summary.lag = lag::measure(copies, &self.config.region);
         let mut response = DynamoDbEventResponse::default();
         for (sequence, result) in results.into_iter().flatten() {
             match result {
@@ -392,7 +386,12 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 .negotiated(assignments, record, triaged, budget)
                 .await?;
         }
-        let Triaged { class, new, old } = triaged;
+        let Triaged {
+            class,
+            new,
+            old,
+            copy,
+        } = triaged;
         let name = class.name();
         let done = |wrote, journaled| Outcome {
             class: name,
@@ -403,9 +402,11 @@ impl<S: Store, J: Store> Resolver<S, J> {
         let key = &change.keys;
         let sequence = change.sequence_number.as_deref().unwrap_or("none");
         match class {
-            Class::TtlDelete | Class::Replicated | Class::Echo | Class::HomeWrite | Class::NoOp => {
-                Ok(done(false, false))
-            }
+            Class::Replicated | Class::Echo => Ok(Outcome {
+                copy: copy.zip(lag::arrival(change.approximate_creation_date_time)),
+                ..done(false, false)
+            }),
+            Class::TtlDelete | Class::HomeWrite | Class::NoOp => Ok(done(false, false)),
             Class::Unattributed { reason } => {
                 tracing::warn!(key = %self.log_key(key), %reason, "unattributed write");
                 if !c.journal_unattributed {
@@ -622,6 +623,9 @@ pub struct Triaged {
     pub class: Class,
     pub new: Option<Item>,
     pub old: Option<Item>,
+    /// A copy replication brought here: where and when it was written
+    /// (the replication lag's sample).
+    pub copy: Option<lag::Written>,
 }
 
 /// Classifies a record from its stamps and home attribute alone, and
@@ -666,10 +670,17 @@ pub fn triage(c: &Config, record: &StreamRecord) -> Result<Triaged, RecordError>
         class,
         Class::Replicated | Class::Echo | Class::HomeWrite | Class::TtlDelete
     ) {
+        let copy = match (&class, &new) {
+            (Class::Replicated | Class::Echo, Some(image)) => {
+                lag::Written::of(image, &c.schema.stamp_attribute)
+            }
+            _ => None,
+        };
         return Ok(Triaged {
             class,
             new: None,
             old: None,
+            copy,
         });
     }
     // This record needs action (or a closer look): decode it whole.
@@ -684,7 +695,12 @@ pub fn triage(c: &Config, record: &StreamRecord) -> Result<Triaged, RecordError>
     } else {
         class
     };
-    Ok(Triaged { class, new, old })
+    Ok(Triaged {
+        class,
+        new,
+        old,
+        copy: None,
+    })
 }
 
 /// A whole image of a record, decoded.
