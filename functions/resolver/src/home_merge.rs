@@ -404,26 +404,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
         budget: Budget<'_>,
     ) -> Result<(), RecordError> {
         let region = &self.config.region;
-        let probe = self.move_entry(
-            key,
-            identity,
-            &(
-                Home::new(region.clone(), 0),
-                Home::new(region.clone(), 0),
-                String::new(),
-            ),
-            "",
-            &[],
-            &None,
-        );
-        let probe = probe.to_item();
-        let entry_key: Item = Item::from(
-            probe
-                .iter()
-                .filter(|(k, _)| *k == "pk" || *k == "sk")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<std::collections::HashMap<_, _>>(),
-        );
+        let entry_key = crate::journal::entry_key(&self.config.table, key, "rehome", identity);
         let Some(mut stored) = budget
             .retrying(region, || self.journal.get(region, &entry_key))
             .await?

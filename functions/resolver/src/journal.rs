@@ -54,6 +54,21 @@ pub struct Entry<'a> {
 /// and its unambiguous form, which names it in the journal.
 pub use homeward::control::{key_id, key_text};
 
+/// The key of an item's journal entry of `kind` for `identity` (the dots
+/// involved, or `seq#<sequence number>`).
+pub fn entry_key(table: &str, item_key: &Item, kind: &str, identity: &str) -> Item {
+    Item::from(HashMap::from([
+        (
+            "pk".to_owned(),
+            AttributeValue::S(partition_key(table, item_key)),
+        ),
+        (
+            "sk".to_owned(),
+            AttributeValue::S(format!("{kind}#{identity}")),
+        ),
+    ]))
+}
+
 /// The journal partition of an item: `<table>#<key_id>` (the key's
 /// attributes as DynamoDB JSON, names sorted: two keys never share it).
 pub fn partition_key(table: &str, key: &Item) -> String {
@@ -85,10 +100,9 @@ impl Entry<'_> {
     }
 
     fn whole_item(&self) -> Item {
-        let mut m: HashMap<String, AttributeValue> = HashMap::new();
+        let mut m: HashMap<String, AttributeValue> =
+            entry_key(self.table, self.item_key, self.kind, &self.identity).into_inner();
         let s = |v: &str| AttributeValue::S(v.to_owned());
-        m.insert("pk".into(), s(&partition_key(self.table, self.item_key)));
-        m.insert("sk".into(), s(&format!("{}#{}", self.kind, self.identity)));
         m.insert(
             "item_key".into(),
             AttributeValue::M(self.item_key.clone().into_inner()),
