@@ -2,8 +2,10 @@
 //! stamp's header, the known window and the home alone (the full images are
 //! decoded only for records that need action).
 //!
-//! The order is the conflict model's: unattributed, clobber, replicated,
-//! echo, foreign write, home write. Whole-item deletes come first: a TTL
+//! The order is the conflict model's: unattributed (no stamp, data changed
+//! under the same dot, or a stamp naming this Region that does not know the
+//! version it replaced), clobber, replicated, echo, foreign write, home
+//! write. Whole-item deletes come first: a TTL
 //! delete is left alone, a hard delete is journaled.
 
 use serde_dynamo::{AttributeValue, Item};
@@ -202,6 +204,19 @@ pub fn classify(
             });
         }
     }
+    if let (Some(o), Some(_)) = (&o, old) {
+        // A write made here reads the copy it replaces (conditionally on
+        // its dot), so it knows it. One that does not is an older stamp
+        // copied by a plain writer elsewhere: not a write of this Region.
+        if &n.origin == local && !knows(new, stamp_attribute, &o.dot).map_err(stamp_err("new"))? {
+            return Ok(Class::Unattributed {
+                reason: format!(
+                    "the stamp's dot {} does not know the version it replaced here ({}): a stale stamp",
+                    n.dot, o.dot
+                ),
+            });
+        }
+    }
     let home = || {
         homes
             .home_of(new)
@@ -383,6 +398,32 @@ mod tests {
         assert_eq!(
             class("us-east-1", EventKind::Modify, Some(&h), Some(&h)),
             Ok(Class::NoOp)
+        );
+        // us-east-1 wrote again; a plain writer elsewhere changed the copy
+        // that still had the older us-east-1 stamp, and it came back here:
+        // not a home write, whatever its stamp says.
+        let newer = write(Some(&home), "us-east-1", WriterKind::App, 40, |d| {
+            d.set("x", AttributeValue::S("newer".into()));
+        });
+        assert!(matches!(
+            class(
+                "us-east-1",
+                EventKind::Modify,
+                Some(&stale),
+                Some(&item(&newer))
+            ),
+            Ok(Class::Unattributed { .. })
+        ));
+        // The same record in another Region is that Region's business only
+        // if the version it replaced was written there (not here).
+        assert_eq!(
+            class(
+                "eu-west-1",
+                EventKind::Modify,
+                Some(&stale),
+                Some(&item(&newer))
+            ),
+            Ok(Class::Replicated)
         );
         // Deletes.
         assert_eq!(

@@ -5,6 +5,7 @@
 //! [`edit`], [`size`]) take no SDK types; DynamoDB I/O sits behind the
 //! [`store::Store`] trait, with [`dynamo::DynamoStore`] its real adapter.
 
+pub mod adopt;
 pub mod classify;
 pub mod control;
 pub mod custom_rules;
@@ -29,7 +30,7 @@ pub use edit::{Draft, EditError, WriteContext};
 pub use error::{ConfigError, StampError};
 pub use merge::{Decision, Explanation, Merged, Merger, Side};
 pub use rules::{MergeRule, Registry, Rule, Rules};
-pub use stamp::Schema;
+pub use stamp::{PlainEdit, Schema};
 pub use store::{PutCondition, PutResult, Store, StoreError};
 pub use version::{Home, PendingMove, Version, WriterKind};
 pub use writer::{WriteError, Writer};

@@ -253,6 +253,11 @@ impl Merger {
         right: &Version,
         home: Option<&Region>,
     ) -> (Option<Register>, Decision) {
+        let settled = same_dot_settled(l, r);
+        let (l, r) = match &settled {
+            Some((l, r)) => (l.as_slice(), r.as_slice()),
+            None => (l, r),
+        };
         // An edit survives if the other side holds it too, or has not seen it.
         let kept_left: Vec<&Sibling> = l
             .iter()
@@ -343,4 +348,36 @@ fn join_counter(mine: &mut Counter, theirs: &Counter) {
             deltas,
         };
     }
+}
+
+/// One edit seen with two values: a plain writer changed the attribute
+/// under an unchanged stamp, and a copy still holds the value before. Both
+/// sides keep the same one (the present value over a removal, then the
+/// greater canonical text), so merges still agree; the stream's unattributed
+/// record journals both. `None` when there is no such clash (always, for
+/// items written by the protocol).
+fn same_dot_settled(l: &[Sibling], r: &[Sibling]) -> Option<(Vec<Sibling>, Vec<Sibling>)> {
+    let clash = |s: &Sibling, other: &[Sibling]| {
+        other
+            .iter()
+            .find(|t| t.at == s.at && t.value != s.value)
+            .cloned()
+    };
+    if !l.iter().any(|s| clash(s, r).is_some()) {
+        return None;
+    }
+    let rank = |s: &Sibling| {
+        s.value
+            .as_ref()
+            .map(crate::adopt::canonical_text)
+            .map_or((0, String::new()), |t| (1, t))
+    };
+    let pick = |s: &Sibling, other: &[Sibling]| match clash(s, other) {
+        Some(t) if rank(&t) > rank(s) => t,
+        _ => s.clone(),
+    };
+    Some((
+        l.iter().map(|s| pick(s, r)).collect(),
+        r.iter().map(|t| pick(t, l)).collect(),
+    ))
 }

@@ -63,6 +63,30 @@ fn cap(cap: &'static str, field: &str, limit: usize) -> StampError {
     }
 }
 
+/// What a stamp does not account for in its item: an edit by a writer
+/// outside the protocol.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlainEdit {
+    /// An attribute with a value and no dot.
+    Undotted(String),
+    /// A counter whose value is not the sum of its contributions.
+    CounterOff {
+        attribute: String,
+        found: AttributeValue,
+    },
+}
+
+impl PlainEdit {
+    pub fn attribute(&self) -> &str {
+        match self {
+            PlainEdit::Undotted(name)
+            | PlainEdit::CounterOff {
+                attribute: name, ..
+            } => name,
+        }
+    }
+}
+
 /// What the codec needs to know about the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schema {
@@ -107,11 +131,38 @@ impl Schema {
             .collect()
     }
 
-    /// Decodes a stamped item.
+    /// Decodes a stamped item written by the protocol. An item a plain
+    /// writer changed is refused here; [`crate::adopt::adopt`] takes it in.
     ///
     /// # Errors
     /// A [`StampError`] naming what is missing or malformed.
     pub fn decode(&self, item: &Item) -> Result<Version, StampError> {
+        let (version, plain) = self.decode_lenient(item)?;
+        match plain.into_iter().next() {
+            None => Ok(version),
+            Some(PlainEdit::Undotted(name)) => Err(StampError::UndottedAttribute(name)),
+            Some(PlainEdit::CounterOff { attribute, found }) => {
+                let expected = version
+                    .counters
+                    .get(&attribute)
+                    .map_or(Ok(0), counter_total)?;
+                Err(StampError::CounterMismatch {
+                    attribute,
+                    found: describe(&found),
+                    expected,
+                })
+            }
+        }
+    }
+
+    /// Decodes a stamped item, listing (sorted by attribute) what its stamp
+    /// does not account for: attributes without a dot and counters whose
+    /// value is not the sum of their contributions (a plain writer's
+    /// edits). The version shows those attributes as they were before.
+    ///
+    /// # Errors
+    /// A [`StampError`] naming what is missing or malformed.
+    pub fn decode_lenient(&self, item: &Item) -> Result<(Version, Vec<PlainEdit>), StampError> {
         let key = self.key_of(item)?;
         let stamp = match item.get(&self.stamp_attribute) {
             Some(AttributeValue::M(m)) => m,
@@ -191,6 +242,7 @@ impl Schema {
             }
         }
 
+        let mut plain = Vec::new();
         for (name, value) in item.iter() {
             if self.is_reserved(name) {
                 continue;
@@ -199,16 +251,16 @@ impl Schema {
                 let expected =
                     counter_total(counter).map_err(|e| e.in_field(&format!("c.{name}")))?;
                 if *value != AttributeValue::N(expected.to_string()) {
-                    return Err(StampError::CounterMismatch {
+                    plain.push(PlainEdit::CounterOff {
                         attribute: name.clone(),
-                        found: describe(value),
-                        expected,
+                        found: value.clone(),
                     });
                 }
             } else if !attrs.contains_key(name) {
-                return Err(StampError::UndottedAttribute(name.clone()));
+                plain.push(PlainEdit::Undotted(name.clone()));
             }
         }
+        plain.sort_by(|a, b| a.attribute().cmp(b.attribute()));
 
         let home = decode_home(stamp)?;
 
@@ -223,7 +275,7 @@ impl Schema {
         // Every dot counter can take the next write, the epoch the next
         // move, and every counter's total fits the item.
         version.check_arithmetic()?;
-        Ok(version)
+        Ok((version, plain))
     }
 
     /// Encodes a version as a full item: key, shown values, stamp.

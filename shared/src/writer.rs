@@ -226,7 +226,7 @@ impl<S: Store> Writer<S> {
                     None,
                 )?))
             }
-            Some(item) => Ok(Some(self.schema.decode(&item)?)),
+            Some(item) => Ok(Some(self.adopted(&item)?)),
         }
     }
 
@@ -397,7 +397,7 @@ impl<S: Store> Writer<S> {
                 return Err(WriteError::AlreadyExists);
             }
             let (base, mut draft, condition) = if item.contains_key(&self.schema.stamp_attribute) {
-                let base = self.schema.decode(&item)?;
+                let base = self.adopted(&item)?;
                 let draft = Draft::new(base.values());
                 let condition = PutCondition::DotIs(base.header.dot().encode());
                 (base, draft, condition)
@@ -427,6 +427,12 @@ impl<S: Store> Writer<S> {
         Err(WriteError::Contended {
             attempts: self.backoff.max_attempts,
         })
+    }
+
+    /// A stamped item as a version, with what plain writers changed in it
+    /// taken in ([`crate::adopt`]): the write that follows records it.
+    fn adopted(&self, item: &Item) -> Result<Version, WriteError> {
+        Ok(crate::adopt::adopt(&self.schema, &self.merger.rules, item, None)?.version)
     }
 
     /// The home a draft moves the item to by changing its home attribute,

@@ -158,10 +158,8 @@ fn template_patterns(template: &str) -> Result<Vec<String>, FilterError> {
     let Some(Yaml::Mapping(resources)) = doc.get("Resources") else {
         return Err(bad("no Resources".into()));
     };
-    // The resolver's stream event: `ResolverFunction`'s `Stream` (its other
-    // event source, `Replicated`, feeds the replication monitor only what
-    // replication brought here: records that need no action, as
-    // deploy/test_filters.py checks), or the only function's DynamoDB event.
+    // The resolver's stream event: `ResolverFunction`'s `Stream`, or the
+    // only function's DynamoDB event.
     let mut found: Vec<(String, &Yaml)> = Vec::new();
     for (name, resource) in resources {
         let Some(Yaml::Mapping(events)) = resource.get("Properties").and_then(|p| p.get("Events"))
@@ -397,32 +395,27 @@ mod tests {
     }
 
     #[test]
-    fn the_templates_filters_drop_replicated_records_and_keep_foreign_writes() {
+    fn the_templates_filters_keep_every_write_and_drop_ttl_deletes() {
         let regions = ["us-east-1", "us-west-2"];
         let f = Filters::deployed(&regions);
         assert_eq!(
             f.for_region("us-east-1").len(),
-            4,
-            "the template's four patterns"
+            2,
+            "the template's two patterns"
         );
-        // A write made in us-east-1 to an item homed in us-west-2 (a
-        // foreign write there): us-east-1's resolver gets it.
-        let foreign = write("us-east-1", "us-east-1", "app", Some("us-west-2"));
-        assert!(f.pass(&foreign));
-        // Its copy replicated into us-west-2, over a version from there: a
-        // clobber candidate, kept.
-        assert!(f.pass(&write("us-west-2", "us-east-1", "app", Some("us-west-2"))));
-        // A replicated write over a version not from here: dropped.
-        let replicated = write("us-west-2", "us-east-1", "app", Some("us-east-1"));
-        assert!(!f.pass(&replicated));
-        assert!(!f.pass(&write("us-west-2", "us-east-1", "app", None)));
-        // The resolver's own writes (its echoes) are dropped in its Region.
-        assert!(!f.pass(&write(
-            "us-east-1",
-            "us-east-1",
-            "resolver",
-            Some("us-east-1")
-        )));
+        // A plain writer's overwrite may show only in a record that looks
+        // like any other: a foreign write, a replicated copy, an echo of the
+        // resolver's own write. Every write is kept.
+        for record in [
+            write("us-east-1", "us-east-1", "app", Some("us-west-2")),
+            write("us-west-2", "us-east-1", "app", Some("us-west-2")),
+            write("us-west-2", "us-east-1", "app", Some("us-east-1")),
+            write("us-west-2", "us-east-1", "app", None),
+            write("us-east-1", "us-east-1", "resolver", Some("us-east-1")),
+            write("us-west-2", "us-east-1", "resolver", Some("us-east-1")),
+        ] {
+            assert!(f.pass(&record), "{record}");
+        }
         // Unstamped writes and hard deletes are kept; TTL deletes are not.
         let plain = json!({"eventName": "MODIFY", "awsRegion": "us-east-1", "dynamodb": {"NewImage": {"pk": {"S": "k"}}}});
         assert!(f.pass(&plain));
@@ -436,21 +429,25 @@ mod tests {
     #[test]
     fn a_change_to_the_template_changes_what_passes() {
         let regions = ["us-east-1", "us-west-2"];
-        let foreign = write("us-east-1", "us-east-1", "app", Some("us-west-2"));
         let replicated = write("us-west-2", "us-east-1", "app", Some("us-east-1"));
         let from = |text: &str| Filters::from_template(text, &regions).unwrap();
-        assert!(from(TEMPLATE).pass(&foreign));
-        // Pattern 1 narrowed to batch writers: the app's foreign write (not
-        // a clobber, stamped, not a REMOVE) no longer passes.
-        let narrowed = TEMPLATE.replace(r#""by":{"S":["app"]}"#, r#""by":{"S":["batch"]}"#);
+        assert!(from(TEMPLATE).pass(&replicated));
+        // Pattern 1 narrowed to inserts: a MODIFY no longer passes.
+        let narrowed = TEMPLATE.replace(
+            r#"'{"eventName":["INSERT","MODIFY"]}'"#,
+            r#"'{"eventName":["INSERT"]}'"#,
+        );
         assert_ne!(narrowed, TEMPLATE);
-        assert!(!from(&narrowed).pass(&foreign));
-        // Another stamp attribute: `_hw` is now an unstamped write's plain
-        // attribute, so everything but REMOVEs passes pattern 3.
-        let renamed = TEMPLATE.replace("Default: _hw", "Default: _stamp");
-        assert_ne!(renamed, TEMPLATE);
-        assert!(from(&renamed).pass(&replicated));
-        assert!(!from(TEMPLATE).pass(&replicated));
+        assert!(!from(&narrowed).pass(&replicated));
+        assert!(from(&narrowed).pass(&write("us-west-2", "us-east-1", "app", None)));
+        // A pattern with a Region in it is read per Region.
+        let local = TEMPLATE.replace(
+            r#"- Pattern: '{"eventName":["INSERT","MODIFY"]}'"#,
+            r#"- Pattern: !Sub '{"awsRegion":["${AWS::Region}"],"dynamodb":{"NewImage":{"_hw":{"M":{"o":{"S":["${AWS::Region}"]}}}}}}'"#,
+        );
+        assert_ne!(local, TEMPLATE);
+        assert!(!from(&local).pass(&replicated));
+        assert!(from(&local).pass(&write("us-west-2", "us-west-2", "app", None)));
         // No FilterCriteria: every record passes.
         let at = TEMPLATE.find("            FilterCriteria:").unwrap();
         let end = TEMPLATE[at..].find("\n\n").unwrap() + at;
@@ -458,7 +455,7 @@ mod tests {
         assert!(from(&none).is_empty());
         assert!(from(&none).pass(&replicated));
         // Intrinsics other than !Sub cannot build a pattern.
-        let reffed = TEMPLATE.replacen("- Pattern: !Sub", "- Pattern: !Ref", 1);
+        let reffed = local.replacen("- Pattern: !Sub", "- Pattern: !Ref", 1);
         assert!(Filters::from_template(&reffed, &regions).is_err());
     }
 }

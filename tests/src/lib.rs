@@ -113,7 +113,17 @@ pub mod events {
     /// and us-west-2 changes `a` concurrently (a foreign write, not yet
     /// resolved). Returns the cluster and us-west-2's record of its write.
     pub async fn foreign_conflict(test: &str, pk: &str, value: &str) -> (Cluster, Value) {
-        let mut c = Cluster::start(MotoServer::shared(), test, Spec::new(&REGIONS)).await;
+        foreign_conflict_in(Spec::new(&REGIONS), test, pk, value).await
+    }
+
+    /// [`foreign_conflict`] on a cluster of `spec`.
+    pub async fn foreign_conflict_in(
+        spec: Spec,
+        test: &str,
+        pk: &str,
+        value: &str,
+    ) -> (Cluster, Value) {
+        let mut c = Cluster::start(MotoServer::shared(), test, spec).await;
         let w = c.writer();
         let k = key(pk);
         w.insert(

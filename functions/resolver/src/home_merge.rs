@@ -8,8 +8,9 @@
 //! never journal the conflict. The entry is keyed by the dots involved, so
 //! writing it again (a retry, a redelivery) is harmless.
 
+use homeward::adopt::adopt;
 use homeward::classify::ClassifyError;
-use homeward::edit::{adopt_unstamped, apply, try_restamp, WriteContext};
+use homeward::edit::{apply, try_restamp, WriteContext};
 use homeward::home::{decide, ForeignWrite, HomeChange};
 use homeward::merge::{Decision, Explanation};
 use homeward::size::{item_size, MAX_ITEM_BYTES};
@@ -57,6 +58,8 @@ pub(crate) struct JournalPlan<'a> {
     pub actions: (&'static str, &'static str),
     /// A re-home is journaled under this write's dot.
     pub move_identity: Option<String>,
+    /// Why the record was journaled, when the kind does not say it all.
+    pub reason: Option<String>,
 }
 
 /// The result of a merge into the home copy.
@@ -156,17 +159,18 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 }
                 (None, current) => match current {
                     None => (None, PutCondition::NotExists),
-                    Some(item) if item.contains_key(&c.schema.stamp_attribute) => {
-                        let base = c.schema.decode(item)?;
-                        let dot = base.header.dot().encode();
-                        (Some(base), PutCondition::DotIs(dot))
-                    }
+                    // What plain writers changed in the home copy is taken
+                    // in (the same adoption every Region derives). A copy
+                    // without a stamp is adopted whole, concurrent with
+                    // everything incoming.
                     Some(item) => {
-                        // A legacy copy without a stamp: adopt it as a write of
-                        // the home, concurrent with everything incoming.
-                        let (empty, draft) = adopt_unstamped(item, &ctx, &c.schema)?;
-                        let adopted = apply(&empty, &draft, &ctx, &c.merger, &c.schema, None)?;
-                        (Some(adopted), PutCondition::Unstamped)
+                        let base = adopt(&c.schema, &c.merger.rules, item, None)?.version;
+                        let condition = if item.contains_key(&c.schema.stamp_attribute) {
+                            PutCondition::DotIs(base.header.dot().encode())
+                        } else {
+                            PutCondition::Unstamped
+                        };
+                        (Some(base), condition)
                     }
                 },
             };
@@ -447,6 +451,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
             versions: plan.versions.clone(),
             merged_stamp,
             explanation: Some(explanation),
+            reason: plan.reason.clone(),
             ..self.entry(key, plan.kind, Some(&plan.home))
         }
     }

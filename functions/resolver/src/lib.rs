@@ -15,6 +15,7 @@ mod home_merge;
 pub mod journal;
 pub mod lag;
 pub mod metrics;
+mod plain;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -408,24 +409,8 @@ impl<S: Store, J: Store> Resolver<S, J> {
             }),
             Class::TtlDelete | Class::HomeWrite | Class::NoOp => Ok(done(false, false)),
             Class::Unattributed { reason } => {
-                tracing::warn!(key = %self.log_key(key), %reason, "unattributed write");
-                if !c.journal_unattributed {
-                    return Ok(done(false, false));
-                }
-                let new = new.unwrap_or_default();
-                let journaled = self
-                    .journal_with(
-                        Entry {
-                            identity: format!("seq#{sequence}"),
-                            action: "counted",
-                            versions: vec![("new", &new)],
-                            reason: Some(reason),
-                            ..self.entry(key, "unattributed", None)
-                        },
-                        budget,
-                    )
-                    .await?;
-                Ok(done(false, journaled))
+                self.unattributed(key, sequence, new, old, reason, budget)
+                    .await
             }
             Class::HardDelete => {
                 let old = old.unwrap_or_default();
@@ -447,8 +432,9 @@ impl<S: Store, J: Store> Resolver<S, J> {
             }
             Class::Clobber { home } => {
                 let (old, new) = (old.unwrap_or_default(), new.unwrap_or_default());
-                let lost = c.schema.decode(&old)?;
-                let winner = c.schema.decode(&new)?;
+                // Either image may hold a plain writer's edits: taken in.
+                let lost = self.adopted(&old)?;
+                let winner = self.adopted(&new)?;
                 let plan = JournalPlan {
                     kind: "clobber",
                     identity: format!("{}#{}", lost.header.dot(), winner.header.dot()),
@@ -461,6 +447,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     when: When::Always,
                     actions: ("merged", "already-merged"),
                     move_identity: None,
+                    reason: None,
                 };
                 // Boxed: the merge's future is large, and deep in a batch.
                 let merged = Box::pin(self.merge_into_home(
@@ -480,7 +467,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
             }
             Class::Foreign { home } => {
                 let new = new.unwrap_or_default();
-                let version = c.schema.decode(&new)?;
+                let version = self.adopted(&new)?;
                 let identity = version.header.dot().encode();
                 let regions = vec![version.header.origin.to_string(), home.to_string()];
                 if c.action == Action::JournalOnly {
@@ -503,7 +490,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     });
                 }
                 // What this Region held before: likely the home copy too.
-                let presumed = old.as_ref().and_then(|o| c.schema.decode(o).ok());
+                let presumed = old.as_ref().and_then(|o| self.adopted(o).ok());
                 let reject = c.action == Action::Reject;
                 let ask = self.moves_homes().then(|| MoveAsk {
                     seen: c.homes.home_of_version(&version).ok().flatten(),
@@ -515,6 +502,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 let plan = JournalPlan {
                     kind: "foreign",
                     move_identity: Some(identity.clone()),
+                    reason: None,
                     identity,
                     regions,
                     versions: vec![("new", &new)],
@@ -549,6 +537,13 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 })
             }
         }
+    }
+
+    /// An image as a version, with what plain writers changed in it taken
+    /// in ([`homeward::adopt`]).
+    fn adopted(&self, item: &Item) -> Result<homeward::Version, RecordError> {
+        let c = &self.config;
+        Ok(homeward::adopt::adopt(&c.schema, &c.merger.rules, item, None)?.version)
     }
 
     fn entry<'a>(&'a self, key: &'a Item, kind: &'a str, home: Option<&'a Region>) -> Entry<'a> {
