@@ -15,8 +15,12 @@
 //! dot, which repairs the stamp.
 //!
 //! A counter attribute's plain change counts as a contribution of the
-//! unattributed origin (value minus the stamp's total), counted once
-//! however many Regions see it.
+//! unattributed origin: value minus the stamp's sum, in one slot per stamp,
+//! so it counts once however many Regions and writers see it. Plain changes
+//! to one counter under one stamp share that slot: one after another, the
+//! larger change (the later one, for changes of one sign) stays; made
+//! concurrently in two Regions, as last-writer-wins between them (what
+//! DynamoDB does to them anyway), with both in the journal.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -107,24 +111,63 @@ pub fn adopt(
 
     let origin = unattributed();
     let base_dot = stamped.then(|| version.header.dot());
-    let tick = Tick {
-        counter: version.next_counter(&origin)?,
-        nonce: nonce(base_dot.as_ref(), &edits),
-    };
-    let at = TimedDot {
-        dot: Dot {
-            region: origin.clone(),
-            tick,
-        },
-        time_ms: if stamped { version.header.time_ms } else { 0 },
-    };
-    for (name, value) in &edits {
-        if version.counters.contains_key(name) || rules.is_counter(name) {
+    let counter = version.next_counter(&origin)?;
+    let (counters, registers): (Vec<_>, Vec<_>) = edits
+        .into_iter()
+        .partition(|(name, _)| version.counters.contains_key(name) || rules.is_counter(name));
+    let registers: BTreeMap<String, Option<AttributeValue>> = registers.into_iter().collect();
+    let mut attributes: Vec<String> = Vec::new();
+    let mut dot = None;
+
+    // Plain attributes: one edit, its nonce from the base dot and the values.
+    if !registers.is_empty() {
+        let tick = Tick {
+            counter,
+            nonce: nonce(base_dot.as_ref(), &registers),
+        };
+        let at = TimedDot {
+            dot: Dot {
+                region: origin.clone(),
+                tick,
+            },
+            time_ms: if stamped { version.header.time_ms } else { 0 },
+        };
+        for (name, value) in registers {
+            version.attrs.insert(
+                name.clone(),
+                Register::One(Sibling {
+                    at: at.clone(),
+                    value,
+                }),
+            );
+            attributes.push(name);
+        }
+        version
+            .known
+            .entry(origin.clone())
+            .or_default()
+            .insert(tick);
+        dot = Some(at.dot);
+    }
+
+    // Counters: whatever plain writers did to a counter under one stamp is
+    // one contribution, value minus the stamp's sum, in one slot per stamp
+    // (its nonce from the base dot alone). Every reader of any copy under
+    // that stamp fills the same slot, so a plain ADD never counts twice; two
+    // fillings of a slot keep the larger change (merge::join_counter).
+    if counters.iter().any(|(_, v)| v.is_some()) {
+        let slot = Tick {
+            counter,
+            nonce: nonce(base_dot.as_ref(), &BTreeMap::new()),
+        };
+        for (name, value) in counters {
+            // A removed counter is not an edit a counter can take: the
+            // next write shows its sum again.
             let Some(value) = value else { continue };
-            let now = version.counters.get(name).map_or(0, exact_counter_total);
-            let target = whole_number(value).ok_or_else(|| StampError::CounterMismatch {
+            let now = version.counters.get(&name).map_or(0, exact_counter_total);
+            let target = whole_number(&value).ok_or_else(|| StampError::CounterMismatch {
                 attribute: name.clone(),
-                found: crate::stamp::describe(value),
+                found: crate::stamp::describe(&value),
                 expected: i64::try_from(now).unwrap_or(i64::MAX),
             })?;
             let delta = i64::try_from(i128::from(target) - now)
@@ -136,27 +179,36 @@ pub fn adopt(
                 .entry(origin.clone())
                 .or_default()
                 .deltas
-                .insert(tick, delta);
-            version.attrs.remove(name);
-        } else {
-            version.attrs.insert(
-                name.clone(),
-                Register::One(Sibling {
-                    at: at.clone(),
-                    value: value.clone(),
-                }),
-            );
+                .insert(slot, delta);
+            version.attrs.remove(&name);
+            attributes.push(name);
         }
+        version
+            .known
+            .entry(origin.clone())
+            .or_default()
+            .insert(slot);
+        dot.get_or_insert(Dot {
+            region: origin.clone(),
+            tick: slot,
+        });
     }
-    version.known.entry(origin).or_default().insert(tick);
+    let Some(dot) = dot else {
+        return Ok(Adoption {
+            version,
+            dot: None,
+            attributes,
+        });
+    };
     if !stamped {
-        version.header.tick = tick;
+        version.header.tick = dot.tick;
     }
     version.check_arithmetic()?;
+    attributes.sort();
     Ok(Adoption {
         version,
-        dot: Some(at.dot),
-        attributes: edits.into_keys().collect(),
+        dot: Some(dot),
+        attributes,
     })
 }
 
@@ -427,6 +479,25 @@ mod tests {
             adopt(&schema, &merger.rules, &item, None),
             Err(StampError::CounterMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn plain_adds_under_one_stamp_share_one_slot() {
+        let (schema, merger, item) = stamped();
+        let total = |v: &Version| exact_counter_total(&v.counters["stock"]);
+        let sum = total(&schema.decode(&item).unwrap());
+        let at = |plus: i128| {
+            let mut i = item.clone();
+            i.insert("stock".into(), AttributeValue::N((sum + plus).to_string()));
+            adopt(&schema, &merger.rules, &i, None).unwrap().version
+        };
+        // ADD 1, then ADD 2 on top: one copy adopted the first state, another
+        // the second; merged, the plain writer's +3 counts once.
+        let merged = merger.merge(&at(1), &at(3)).version;
+        assert_eq!(total(&merged), sum + 3);
+        assert_eq!(total(&merger.merge(&at(3), &at(1)).version), sum + 3);
+        // Decrements too: the larger change stays.
+        assert_eq!(total(&merger.merge(&at(-1), &at(-3)).version), sum - 3);
     }
 
     #[test]

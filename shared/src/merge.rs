@@ -338,8 +338,10 @@ fn join_counter(mine: &mut Counter, theirs: &Counter) {
         };
         let mut deltas = std::mem::take(&mut m.deltas);
         for (tick, delta) in &t.deltas {
+            // One dot, two deltas: only a plain writer's slot (adopt) can
+            // be filled twice; the larger change stays, the same everywhere.
             let entry = deltas.entry(*tick).or_insert(*delta);
-            *entry = (*entry).max(*delta);
+            *entry = std::cmp::max_by_key(*entry, *delta, |d| (d.unsigned_abs(), *d));
         }
         deltas.retain(|tick, _| tick.counter > watermark);
         *m = Contribution {

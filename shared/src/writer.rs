@@ -214,18 +214,6 @@ impl<S: Store> Writer<S> {
         match self.store.get(region, key).await? {
             None => Ok(None),
             Some(item) if item.contains_key(&self.tombstones.ttl_attribute) => Ok(None),
-            Some(item) if !item.contains_key(&self.schema.stamp_attribute) => {
-                let ctx = self.context(region);
-                let (empty, draft) = edit::adopt_unstamped(&item, &ctx, &self.schema)?;
-                Ok(Some(edit::apply(
-                    &empty,
-                    &draft,
-                    &ctx,
-                    &self.merger,
-                    &self.schema,
-                    None,
-                )?))
-            }
             Some(item) => Ok(Some(self.adopted(&item)?)),
         }
     }
@@ -396,14 +384,15 @@ impl<S: Store> Writer<S> {
             if !is_tombstone && tombstone_ok {
                 return Err(WriteError::AlreadyExists);
             }
-            let (base, mut draft, condition) = if item.contains_key(&self.schema.stamp_attribute) {
-                let base = self.adopted(&item)?;
-                let draft = Draft::new(base.values());
-                let condition = PutCondition::DotIs(base.header.dot().encode());
-                (base, draft, condition)
+            // An item without a stamp (a legacy or plain writer's) is taken
+            // in whole as an edit of the unattributed origin, the same way
+            // every Region's resolver takes it in.
+            let base = self.adopted(&item)?;
+            let mut draft = Draft::new(base.values());
+            let condition = if item.contains_key(&self.schema.stamp_attribute) {
+                PutCondition::DotIs(base.header.dot().encode())
             } else {
-                let (base, draft) = edit::adopt_unstamped(&item, &ctx, &self.schema)?;
-                (base, draft, PutCondition::Unstamped)
+                PutCondition::Unstamped
             };
             change(&mut draft);
             // A home never goes back to an older epoch: a writer routed by a
@@ -429,8 +418,9 @@ impl<S: Store> Writer<S> {
         })
     }
 
-    /// A stamped item as a version, with what plain writers changed in it
-    /// taken in ([`crate::adopt`]): the write that follows records it.
+    /// An item as a version, with what plain writers changed in it (all of
+    /// it, for an item without a stamp) taken in ([`crate::adopt`]): the
+    /// write that follows records it.
     fn adopted(&self, item: &Item) -> Result<Version, WriteError> {
         Ok(crate::adopt::adopt(&self.schema, &self.merger.rules, item, None)?.version)
     }
