@@ -8,7 +8,7 @@
 //!
 //! The write vectors are made with the core's pure functions
 //! ([`homeward::edit::apply`], [`homeward::edit::first_version`],
-//! [`homeward::edit::adopt_unstamped`]) and a fixed time and nonce, glued
+//! [`homeward::adopt::adopt`]) and a fixed time and nonce, glued
 //! together exactly as [`homeward::Writer`] glues them (see [`write`]); a
 //! test runs the real `Writer` on every case and checks that it writes the
 //! same item. The routing vectors are made by the real
@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use homeward::adopt;
 use homeward::edit::{self, Draft, WriteContext};
 use homeward::{
     EditError, Home, Merger, PutCondition, Region, Registry, Rules, Schema, StampError, Version,
@@ -336,17 +337,21 @@ fn modify(
     if !is_tombstone && tombstone_ok {
         return Err(Failure::new("already_exists"));
     }
-    let (base, mut draft, condition) = if item.contains_key(&schema.stamp_attribute) {
-        let base = schema.decode(item).map_err(|e| match e {
+    // `Writer::adopted`: what plain writers changed is taken in (all of an
+    // item without a stamp).
+    let base = adopt::adopt(&schema, &merger.rules, item, None)
+        .map_err(|e| match e {
             StampError::Overflow { field, .. } => Failure::on("overflow", &field),
+            StampError::CounterMismatch { attribute, .. } => Failure::on("stamp", &attribute),
+            StampError::MissingKey(a) => Failure::on("bad_key", &a),
             _ => Failure::new("stamp"),
-        })?;
-        let draft = Draft::new(base.values());
-        let condition = PutCondition::DotIs(base.header.dot().encode());
-        (base, draft, condition)
+        })?
+        .version;
+    let mut draft = Draft::new(base.values());
+    let condition = if item.contains_key(&schema.stamp_attribute) {
+        PutCondition::DotIs(base.header.dot().encode())
     } else {
-        let (base, draft) = edit::adopt_unstamped(item, ctx, &schema)?;
-        (base, draft, PutCondition::Unstamped)
+        PutCondition::Unstamped
     };
     change(&mut draft);
     let mut home = home.filter(|h| base.home.as_ref().is_none_or(|b| h > b));

@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use homeward::adopt::{adopt, canonical_text};
 use homeward::edit::{restamp, WriteContext};
-use homeward::{Home, PendingMove, Region, Version, WriterKind};
+use homeward::{Home, PendingMove, Region, Tick, Version, WriterKind};
 use serde_dynamo::{AttributeValue, Item};
 use serde_json::{json, Value};
 
@@ -50,7 +51,7 @@ impl Case {
     }
 
     pub fn json(&self) -> Value {
-        json!({
+        let mut out = json!({
             "name": self.name,
             "description": self.description,
             "setup": self.setup.json(),
@@ -64,8 +65,74 @@ impl Case {
                 "nonce36": base36(self.ctx.nonce),
             },
             "expect": self.expected(),
-        })
+        });
+        if let Some(adoption) = self.adoption() {
+            out["adoption"] = adoption;
+        }
+        out
     }
+
+    /// What the writer adopts from the item read before its change, when a
+    /// plain writer changed it (or it has no stamp; `homeward::adopt`): the
+    /// adoption's dot, the attributes taken in, and for the plain
+    /// attributes' edit and the counters' slot each its dot and the text its
+    /// nonce hashes (informative: `expect` already holds their effect).
+    pub fn adoption(&self) -> Option<Value> {
+        let read = self.read.as_ref()?;
+        let schema = self.setup.table.schema();
+        let rules = self.setup.merger().rules;
+        let adopted = adopt(&schema, &rules, read, None).ok()?;
+        let dot = adopted.dot?;
+        let (base, counters) = if read.contains_key(&schema.stamp_attribute) {
+            let (version, _) = schema.decode_lenient(read).ok()?;
+            (version.header.dot().encode(), version.counters)
+        } else {
+            (String::new(), BTreeMap::new())
+        };
+        let is_counter = |name: &str| counters.contains_key(name) || rules.is_counter(name);
+        let mut register_text = format!("{base}\n");
+        let mut registers = 0;
+        for name in adopted.attributes.iter().filter(|n| !is_counter(n)) {
+            register_text.push_str(name);
+            register_text.push('\n');
+            register_text.push_str(&canonical_text(&read[name]));
+            register_text.push('\n');
+            registers += 1;
+        }
+        let slot_text = format!("{base}\n");
+        let known = &adopted.version.known[&dot.region];
+        let tick = |text: &str| {
+            let tick = Tick {
+                counter: dot.tick.counter,
+                nonce: fnv1a32(text.as_bytes()),
+            };
+            assert!(
+                known.contains(&tick),
+                "{}: the documented nonce text disagrees with the core's",
+                self.name
+            );
+            format!("{}:{}", dot.region, tick.encode())
+        };
+        let part = |text: &str| json!({"dot": tick(text), "text": text});
+        Some(json!({
+            "dot": dot.encode(),
+            "attributes": adopted.attributes,
+            "register": (registers > 0).then(|| part(&register_text)),
+            "slot": adopted
+                .attributes
+                .iter()
+                .any(|n| is_counter(n))
+                .then(|| part(&slot_text)),
+        }))
+    }
+}
+
+/// FNV-1a, 32 bits (offset basis 0x811c9dc5, prime 0x01000193), as the
+/// README documents it for the adoption nonce.
+pub fn fnv1a32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5, |hash: u32, b| {
+        (hash ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 pub fn home_json(home: &Home) -> Value {
@@ -213,6 +280,7 @@ pub fn cases() -> Vec<Case> {
         counters(),
         siblings(),
         unstamped(),
+        adoptions(),
         deletes(),
         homes(),
     ]
@@ -246,8 +314,13 @@ pub fn files() -> Vec<(String, String, Vec<Value>)> {
         ),
         (
             "unstamped".into(),
-            "Items without a stamp (legacy writers), adopted by the next write (condition unstamped).".into(),
+            "Items without a stamp (legacy or plain writers): every attribute adopted as an edit of the pseudo-Region `unattributed` (time 0), then the write (condition unstamped).".into(),
             unstamped().json(),
+        ),
+        (
+            "adopt".into(),
+            "Stamped items changed by plain writers (outside the stamp protocol): attributes without a dot and counters off their contributions are adopted as edits of the pseudo-Region `unattributed` with one adoption dot, then the app's change applies (condition dot_is the stamp's dot).".into(),
+            adoptions().json(),
         ),
         (
             "delete".into(),
@@ -788,7 +861,7 @@ fn unstamped() -> Book {
     ]);
     b.case(
         "unstamped/adopt-on-update",
-        "An item without a stamp: the write gives every attribute its dot (counter 1), conditionally on the item still having no stamp.",
+        "An item without a stamp: every attribute is adopted as one edit of `unattributed` (counter 1, time 0, the nonce over an empty base dot), in its own `d` group; then the write adds its dot (counter 1 of its Region), conditionally on the item still having no stamp.",
         &m,
         Some(&legacy),
         Operation::Update(upd().set("rating", n(5))),
@@ -797,7 +870,7 @@ fn unstamped() -> Book {
     );
     b.case(
         "unstamped/adopt-on-remove",
-        "Adopting while removing an attribute: the removed one is a tombstone in the same group.",
+        "Adopting while removing an attribute: the removed one leaves the adoption's group for the write's (a tombstone).",
         &m,
         Some(&legacy),
         Operation::Update(upd().remove("src_region")),
@@ -816,7 +889,7 @@ fn unstamped() -> Book {
     let shop = shop(32);
     b.case(
         "unstamped/adopt-counter",
-        "A legacy counter value becomes the adopting Region's contribution.",
+        "A legacy counter value becomes a contribution of `unattributed`, in the slot of the empty base dot (`1:<nonce of \"\\n\">`); `k.unattributed` holds the plain attributes' dot and the slot.",
         &shop,
         Some(&item(&[
             ("pk", s("sku-9")),
@@ -829,7 +902,7 @@ fn unstamped() -> Book {
     );
     b.case(
         "unstamped/adopt-increment",
-        "An increment adopting a legacy counter adds to its value (7 + 2 = 9): the legacy value and the increment are both the adopting Region's contribution.",
+        "An increment of an adopted legacy counter: the legacy value is `unattributed`'s contribution, the increment the writer's (7 + 2 = 9).",
         &shop,
         Some(&item(&[
             ("pk", s("sku-9")),
@@ -838,6 +911,176 @@ fn unstamped() -> Book {
         ])),
         Operation::Update(upd().increment("stock", 2)),
         context(EU, T0 + 1000, 21),
+        None,
+    );
+    b
+}
+
+/// A stamped item with a plain writer's changes: `set` put as they are
+/// (boto3 `UpdateItem` SET/ADD), the stamp left as it was.
+fn plainly(item: &Item, set: &[(&str, AttributeValue)]) -> Item {
+    let mut out = item.clone();
+    for (name, value) in set {
+        out.insert((*name).to_owned(), value.clone());
+    }
+    out
+}
+
+fn m(pairs: &[(&str, AttributeValue)]) -> AttributeValue {
+    AttributeValue::M(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+    )
+}
+
+fn adoptions() -> Book {
+    let mut b = Book::new();
+    let setup = Setup::new(
+        Table::new("pk", None),
+        json!({"attributes": {"stock": "counter", "sold": "counter", "tags": "union", "rating": "max:N"}}),
+        32,
+    );
+    let live = sku(&setup);
+    let colored = plainly(&live, &[("color", s("red"))]);
+    let first = b
+        .case(
+            "adopt/added-attribute",
+            "A plain writer added `color` (no dot in the stamp). It is adopted with the dot `unattributed:1:<nonce>` at the stamp's `t` (its own `d` group), `k` gains `unattributed: 1:<nonce>`; then the app's change gets us-east-1's next dot.",
+            &setup,
+            Some(&colored),
+            Operation::Update(upd().set("name", s("desk lamp"))),
+            context(EAST, T0 + 1000, 101),
+            None,
+        )
+        .unwrap();
+    b.case(
+        "adopt/set-to-the-adopted-value",
+        "The app sets an adopted attribute to the value it has: unchanged, it keeps the adoption dot.",
+        &setup,
+        Some(&colored),
+        Operation::Update(upd().set("color", s("red")).set("name", s("desk lamp"))),
+        context(EAST, T0 + 1000, 102),
+        None,
+    );
+    let dims = m(&[
+        ("width", n(20)),
+        ("height", n("35.5")),
+        ("unit", s("cm")),
+        ("a b", AttributeValue::Bool(true)),
+        ("a\nb", AttributeValue::Null(true)),
+        ("～", s("fullwidth tilde")),
+        ("😀", s("emoji")),
+        ("Über", ss(&["y", "x"])),
+        (
+            "parts",
+            AttributeValue::L(vec![
+                s("leg"),
+                n(4),
+                m(&[("z", n(1)), ("a", AttributeValue::Bool(false))]),
+            ]),
+        ),
+    ]);
+    let labels = ss(&[
+        "zeta",
+        "a\"b",
+        "a b",
+        "a\nb",
+        "Ålborg",
+        "～",
+        "😀",
+        "back\\slash",
+    ]);
+    b.case(
+        "adopt/map-and-string-set",
+        "Two attributes added by a plain writer, a map and a string set: one adoption dot for both (one `d` group). The nonce hashes their canonical text: map keys sorted by their UTF-8 bytes (raw), set members sorted by their encoded text (JSON strings), so `\"a b\"` sorts before `\"a\\nb\"` in the set and after it among the map's keys; U+FF5E sorts before U+1F600 (UTF-8, not UTF-16, order).",
+        &setup,
+        Some(&plainly(&live, &[("dims", dims), ("labels", labels)])),
+        Operation::Update(upd().increment("stock", -1)),
+        context(WEST2, T0 + 1000, 103),
+        None,
+    );
+    b.case(
+        "adopt/every-type",
+        "Added attributes of every DynamoDB type (canonical text: `S` + JSON string with control characters escaped, `N` + the number's text, `B` + lower-case hex, `BOOLtrue`, `NULL`, `L[...]`, `NS[...]` sorted as text, `BS[...]` sorted hex); the app removes one of them, which leaves the adoption's group for its own (a tombstone).",
+        &setup,
+        Some(&plainly(
+            &live,
+            &[
+                ("text", s("tab\there \u{1} \u{7f} \u{2028} \"q\" \\ é")),
+                ("count", n("-12.50")),
+                ("blob", AttributeValue::B(vec![0, 1, 171, 255])),
+                ("flag", AttributeValue::Bool(true)),
+                ("nothing", AttributeValue::Null(true)),
+                (
+                    "list",
+                    AttributeValue::L(vec![s("a"), n(1), AttributeValue::Bool(false)]),
+                ),
+                (
+                    "numbers",
+                    AttributeValue::Ns(vec!["10".into(), "9".into(), "-1".into()]),
+                ),
+                ("blobs", AttributeValue::Bs(vec![vec![2, 3], vec![1]])),
+            ],
+        )),
+        Operation::Update(upd().remove("flag")),
+        context(EU, T0 + 1000, 104),
+        None,
+    );
+    b.case(
+        "adopt/counter-plain-add",
+        "A plain `ADD stock 5` (10 -> 15): the counter is off its contributions by 5, adopted as a contribution of `unattributed` in the stamp's slot (`0 0 1:<slot nonce>:5`, the nonce hashing the stamp's dot alone); the app's increment adds its own delta (total 14). `stock` is in no `d` group.",
+        &setup,
+        Some(&plainly(&live, &[("stock", n(15))])),
+        Operation::Update(upd().increment("stock", -1)),
+        context(EU, T0 + 1000, 105),
+        None,
+    );
+    b.case(
+        "adopt/counter-plain-set-new",
+        "A plain `SET sold = 3` of an attribute the rules call a counter, new to the item: adopted as `unattributed`'s contribution of 3 in the stamp's slot (a new `c.sold`).",
+        &setup,
+        Some(&plainly(&live, &[("sold", n(3))])),
+        Operation::Update(upd().set("name", s("lamp, sold"))),
+        context(EU, T0 + 1000, 106),
+        None,
+    );
+    let again = plainly(&first, &[("stock", n(12)), ("note", s("restocked"))]);
+    b.case(
+        "adopt/second-adoption",
+        "An item whose stamp already knows `unattributed:1:...` (an earlier adoption, written by the app) changed again by a plain writer (`ADD stock 2`, `SET note`): counter 2 for both the plain attribute's dot (`note`, at the stamp's `t`) and the counter's slot (`stock`); `k.unattributed` lists all three ticks, highest first. The app changes the attribute adopted first.",
+        &setup,
+        Some(&again),
+        Operation::Update(upd().set("color", s("blue"))),
+        context(WEST2, T0 + 2000, 107),
+        None,
+    );
+    b.case(
+        "adopt/soft-delete",
+        "A soft delete of an item with a plain writer's attribute: adopted, then removed with the others (the adoption's group, left empty, is dropped; `k` keeps its dot).",
+        &setup,
+        Some(&colored),
+        Operation::Delete,
+        context(EAST, T0 + 1000, 108),
+        None,
+    );
+    b.case(
+        "adopt/counter-not-a-number",
+        "A plain writer set the counter `stock` to a string: it cannot be adopted; the write is refused (`stamp`, naming the attribute) and nothing is written.",
+        &setup,
+        Some(&plainly(&live, &[("stock", s("many"))])),
+        Operation::Update(upd().set("name", s("x"))),
+        context(EAST, T0 + 1000, 109),
+        None,
+    );
+    b.case(
+        "adopt/new-counter-not-whole",
+        "A plain `SET sold = 2.5` of an attribute the rules call a counter: not a whole number, refused like a counter of the stamp (`stamp`, naming the attribute).",
+        &setup,
+        Some(&plainly(&live, &[("sold", n("2.5"))])),
+        Operation::Update(upd().increment("sold", 1)),
+        context(EAST, T0 + 1000, 110),
         None,
     );
     b

@@ -12,6 +12,7 @@ from homeward import (
     REMOVE,
     AlreadyExists,
     Backoff,
+    CounterMismatch,
     CounterValue,
     Draft,
     NotFound,
@@ -20,7 +21,7 @@ from homeward import (
     Unavailable,
     Writer,
 )
-from homeward.protocol import decode
+from homeward.protocol import UNATTRIBUTED, decode
 
 from .conftest import free_port, make_client
 
@@ -114,7 +115,41 @@ def test_an_unstamped_item_is_adopted(clients: Callable[[str], Any], table_name:
     assert written.values == {**KEY, "name": {"S": "adopted"}, "stock": {"N": "7"}}
     stored = raw(clients, EAST, table_name)
     assert stored["_hw"]["M"]["dot"]["S"] == written.dot
-    assert decode(TABLE, stored).counters["stock"][EAST].total() == 7
+    # The legacy value is the unattributed origin's contribution, the increment this Region's.
+    counter = decode(TABLE, stored).counters["stock"]
+    assert counter[UNATTRIBUTED].total() == 5 and counter[EAST].total() == 2
+
+
+def test_a_plain_writers_edits_are_adopted(clients: Callable[[str], Any], table_name: str) -> None:
+    """boto3's own UpdateItem (no stamp) on a stamped item: the writer's reads
+    take its edits in as `unattributed` ones, and its next write records them."""
+    w = Writer(clients, table_name, TABLE)
+    w.insert(EAST, {**KEY, "name": {"S": "lamp"}, "stock": {"N": "1"}})
+    clients(EAST).update_item(
+        TableName=table_name,
+        Key=KEY,
+        UpdateExpression="SET color = :c ADD stock :five",
+        ExpressionAttributeValues={":c": {"S": "red"}, ":five": {"N": "5"}},
+    )
+    got = w.get(EAST, KEY)
+    assert got is not None
+    assert got.values["color"] == {"S": "red"} and got.values["stock"] == {"N": "6"}
+    assert len(got.version.known[UNATTRIBUTED]) == 2  # color's dot and stock's slot
+    written = w.increment(EAST, KEY, "stock", -2)
+    assert written.values["stock"] == {"N": "4"} and written.values["color"] == {"S": "red"}
+    stored = decode(TABLE, raw(clients, EAST, table_name))  # the stamp is whole again
+    assert stored.known[UNATTRIBUTED] == got.version.known[UNATTRIBUTED]
+    assert stored.counters["stock"][UNATTRIBUTED].total() == 5
+
+    clients(EAST).update_item(
+        TableName=table_name,
+        Key=KEY,
+        UpdateExpression="SET stock = :s",
+        ExpressionAttributeValues={":s": {"S": "private text"}},
+    )
+    with pytest.raises(CounterMismatch) as e:
+        w.update(EAST, KEY, {"name": {"S": "x"}})
+    assert e.value.kind == "stamp" and e.value.attribute == "stock" and "private text" not in str(e.value)
 
 
 def test_routing_falls_back_when_the_home_does_not_answer(

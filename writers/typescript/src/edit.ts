@@ -1,7 +1,7 @@
 /** A write, pure: the changes an app makes (a Draft) and how they become the next stamped version. */
 import { I64_MAX, I64_MIN, parseI64 } from "./dot.js";
 import { EditError, HomewardError, StampError } from "./errors.js";
-import { isReserved, keyOf, type Schema } from "./stamp.js";
+import { isReserved, type Schema } from "./stamp.js";
 import {
   cloneValue,
   compareUtf8,
@@ -328,17 +328,4 @@ export function firstVersion(
   const draft = new Draft();
   for (const [name, value] of Object.entries(values)) draft.set(name, value);
   return apply(emptyVersion(key, ctx), draft, ctx, rules, schema, home, window);
-}
-
-/** Takes over an item written without a stamp: the next write treats every attribute as set by it. */
-export function adoptUnstamped(
-  item: Item,
-  ctx: WriteContext,
-  schema: Schema,
-): { base: Version; draft: Draft } {
-  const key = keyOf(schema, item);
-  const values = new Map(Object.entries(item).filter(([k]) => !isReserved(schema, k)));
-  const draft = new Draft(values);
-  for (const [name, value] of values) draft.set(name, value);
-  return { base: emptyVersion(key, ctx), draft };
 }

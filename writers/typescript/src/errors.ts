@@ -71,6 +71,23 @@ export class StampError extends HomewardError {
   }
 }
 
+/**
+ * A counter attribute a plain writer (outside the stamp protocol) set to
+ * something that is not a whole number: it cannot be adopted as a
+ * contribution. Names the attribute and the value's type, never the value.
+ */
+export class CounterMismatchError extends StampError {
+  readonly attribute: string;
+  constructor(attribute: string, found: string) {
+    super(
+      "counter-mismatch",
+      `counter attribute \`${attribute}\` holds ${found}, not a whole number (written outside the stamp protocol); it cannot be adopted`,
+      attribute,
+    );
+    this.attribute = attribute;
+  }
+}
+
 export type EditErrorKind =
   "reserved" | "not_a_counter" | "counter_value" | "counter_removed" | "overflow";
 

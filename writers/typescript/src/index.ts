@@ -9,6 +9,7 @@ export { itemSize, valueEquals, MAX_ITEM_BYTES } from "./value.js";
 export * from "./dot.js";
 export * from "./version.js";
 export * from "./stamp.js";
+export * from "./adopt.js";
 export * from "./edit.js";
 export * from "./home.js";
 export * from "./store.js";

@@ -234,8 +234,41 @@ function decodeSiblings(
   return { kind: "many", siblings, shown };
 }
 
-/** Decodes a stamped item. Throws a StampError naming what is missing or malformed. */
+/**
+ * Decodes a stamped item written by the protocol. Throws a StampError naming
+ * what is missing or malformed; an item a plain writer changed is refused
+ * here (`adoptPlain` takes it in).
+ */
 export function decodeItem(schema: Schema, item: Item): Version {
+  const { version, plain } = decodeItemLenient(schema, item);
+  const name = plain[0];
+  if (name === undefined) return version;
+  const value = item[name] as AttributeValue;
+  if (version.counters.has(name)) {
+    throw new StampError(
+      "counter-mismatch",
+      `counter attribute \`${name}\` holds ${describe(value)}, not the sum of its per-Region contributions`,
+      name,
+    );
+  }
+  throw new StampError(
+    "undotted-attribute",
+    `attribute \`${name}\` has a value but no dot in the stamp (written outside the stamp protocol)`,
+    name,
+  );
+}
+
+/**
+ * Decodes a stamped item, listing (sorted) the attributes its stamp does not
+ * account for: attributes with a value and no dot, and counters whose value
+ * is not the sum of their contributions (a plain writer's edits). The
+ * version shows those attributes as they were before. Throws a StampError
+ * naming what is missing or malformed.
+ */
+export function decodeItemLenient(
+  schema: Schema,
+  item: Item,
+): { version: Version; plain: string[] } {
   const stampName = stampAttributeOf(schema);
   const key = keyOf(schema, item);
   const stampValue = item[stampName];
@@ -299,30 +332,22 @@ export function decodeItem(schema: Schema, item: Item): Version {
     }
   }
 
+  const plain: string[] = [];
   for (const [name, value] of Object.entries(item)) {
     if (isReserved(schema, name)) continue;
     const counter = counters.get(name);
     if (counter !== undefined) {
       const expected = inField(`c.${name}`, () => counterTotal(counter));
-      if (!valueEquals(value, { N: expected.toString() })) {
-        throw new StampError(
-          "counter-mismatch",
-          `counter attribute \`${name}\` holds ${describe(value)}, not the sum of its per-Region contributions`,
-          name,
-        );
-      }
+      if (!valueEquals(value, { N: expected.toString() })) plain.push(name);
     } else if (!attrs.has(name)) {
-      throw new StampError(
-        "undotted-attribute",
-        `attribute \`${name}\` has a value but no dot in the stamp (written outside the stamp protocol)`,
-        name,
-      );
+      plain.push(name);
     }
   }
+  plain.sort(compareUtf8);
 
   const version: Version = { key, header, known, attrs, counters, home: decodeHome(stamp) };
   checkArithmetic(version);
-  return version;
+  return { version, plain };
 }
 
 /** The stamp map alone. */

@@ -18,15 +18,14 @@ import {
 import {
   DEFAULT_WINDOW,
   Draft,
-  adoptUnstamped,
   apply,
   firstVersion,
   parseRules,
   type Rules,
   type WriteContext,
 } from "./edit.js";
+import { adoptPlain } from "./adopt.js";
 import {
-  decodeItem,
   encodeItem,
   isReserved,
   keyAttributes,
@@ -200,17 +199,14 @@ export function planUpdate(
   const tombstoneOk = options.tombstoneOk ?? false;
   if (isTombstone && !tombstoneOk) throw new NotFoundError();
   if (!isTombstone && tombstoneOk) throw new AlreadyExistsError();
-  let base: Version;
-  let draft: Draft;
-  let condition: PutCondition;
-  if (read[stampAttributeOf(config.schema)] !== undefined) {
-    base = decodeItem(config.schema, read);
-    draft = new Draft(versionValues(base));
-    condition = { kind: "dot-is", dot: encodeDot(headerDot(base.header)) };
-  } else {
-    ({ base, draft } = adoptUnstamped(read, ctx, config.schema));
-    condition = { kind: "unstamped" };
-  }
+  // What plain writers changed (all of an item without a stamp) is taken
+  // in: this write records it.
+  const base = adoptPlain(config.schema, config.rules, read).version;
+  const draft = new Draft(versionValues(base));
+  const condition: PutCondition =
+    read[stampAttributeOf(config.schema)] !== undefined
+      ? { kind: "dot-is", dot: encodeDot(headerDot(base.header)) }
+      : { kind: "unstamped" };
   changeFn(change)(draft);
   // A home never goes back to an older epoch.
   let home = options.home;
@@ -383,20 +379,19 @@ export class Writer {
 
   /**
    * Reads the current version in `region` (strongly consistent); `undefined`
-   * when there is no item or it is a soft-delete tombstone. A legacy item
-   * without a stamp reads as the version its first stamped write would make.
+   * when there is no item or it is a soft-delete tombstone. What plain
+   * writers changed is adopted (`adoptPlain`): an item without a stamp, or a
+   * stamped item a plain writer changed, reads as that adoption, which its
+   * next write records.
    */
   async get(region: string, key: Item): Promise<Stamped | undefined> {
     checkKey(this.schema, key);
     const item = await this.retryThrottled(() => this.store.get(region, key));
     if (item === undefined || item[this.ttlAttribute] !== undefined) return undefined;
-    if (item[stampAttributeOf(this.schema)] === undefined) {
-      const ctx = this.context(region);
-      const { base, draft } = adoptUnstamped(item, ctx, this.schema);
-      const version = apply(base, draft, ctx, this.rules, this.schema, undefined, this.window);
-      return stamped(this.schema, version);
-    }
-    return stamped(this.schema, decodeItem(this.schema, item), item);
+    const adopted = adoptPlain(this.schema, this.rules, item);
+    // A plain writer's edits taken in: the item as its next write records them.
+    const asRead = item[stampAttributeOf(this.schema)] !== undefined && adopted.dot === undefined;
+    return stamped(this.schema, adopted.version, asRead ? item : undefined);
   }
 
   /** Creates an item (`attribute_not_exists`), or revives a soft-deleted one over its tombstone. */

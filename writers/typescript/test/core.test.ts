@@ -2,7 +2,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
+  CounterMismatchError,
   Draft,
+  UNATTRIBUTED,
+  adoptPlain,
   HomeStrategy,
   Router,
   MemoryStore,
@@ -78,11 +81,50 @@ void describe("dots and stamps", () => {
       () => decodeItem(SCHEMA, tampered),
       (e: Error) => e.message.includes("stock") && !e.message.includes(secret),
     );
-    const undotted: Item = { ...plan.item, note: { S: secret } };
+    // A counter a plain writer set to a string cannot be adopted: the write
+    // is refused, naming the attribute, not the value.
     assert.throws(
-      () => decodeItem(SCHEMA, undotted),
-      (e: Error) => e.message.includes("note") && !e.message.includes(secret),
+      () =>
+        planOperation(tampered, { kind: "update", set: { x: { S: "2" } } }, ctx(8), {
+          schema: SCHEMA,
+          rules: RULES,
+        }),
+      (e: Error) =>
+        e instanceof CounterMismatchError &&
+        e.code === "stamp" &&
+        e.attribute === "stock" &&
+        e.message.includes("stock") &&
+        !e.message.includes(secret),
     );
+  });
+
+  it("adopts an attribute a plain writer added, with a dot derived from the item", () => {
+    const plan = planOperation(
+      undefined,
+      { kind: "insert", item: { pk: { S: "a" }, stock: { N: "3" } } },
+      ctx(),
+      { schema: SCHEMA, rules: RULES },
+    );
+    const undotted: Item = { ...plan.item, note: { S: "added by a console" } };
+    // The strict decoder still refuses it...
+    assert.throws(() => decodeItem(SCHEMA, undotted), { kind: "undotted-attribute" });
+    // ...the writer's read takes it in: an edit of `unattributed`.
+    const adopted = adoptPlain(SCHEMA, RULES, undotted);
+    assert.deepEqual(adopted.attributes, ["note"]);
+    assert.equal(adopted.dot?.dot.region, UNATTRIBUTED);
+    assert.equal(adopted.dot?.dot.tick.counter, 1);
+    assert.equal(adopted.dot?.timeMs, 1_764_000_000_000n);
+    assert.deepEqual(adoptPlain(SCHEMA, RULES, undotted).dot, adopted.dot);
+    const next = planOperation(undotted, { kind: "update", set: { x: { S: "2" } } }, ctx(9), {
+      schema: SCHEMA,
+      rules: RULES,
+    });
+    assert.deepEqual(next.item.note, { S: "added by a console" });
+    assert.deepEqual(next.condition, { kind: "dot-is", dot: "us-east-1:1:7" });
+    // The stamp is whole again: it decodes strictly, and knows the adoption.
+    const written = decodeItem(SCHEMA, next.item);
+    assert.deepEqual(written.known.get(UNATTRIBUTED), [adopted.dot?.dot.tick]);
+    assert.equal(adoptPlain(SCHEMA, RULES, next.item).dot, undefined);
   });
 
   it("round-trips a version through the codec", () => {
@@ -213,6 +255,38 @@ void describe("writer retries", () => {
       hw_expires: { N: String(1_764_000_000 + 60) },
       stock: { N: "4" },
     });
+  });
+});
+
+void describe("plain writers (memory)", () => {
+  it("gets and updates a stamped item a plain writer changed, adopting its edits", async () => {
+    const store = new MemoryStore("T", SCHEMA);
+    const w = new Writer({ table: "T", schema: SCHEMA, store, rules: RULES });
+    const key = { pk: { S: "a" } };
+    await w.insert("us-east-1", { ...key, name: { S: "lamp" }, stock: { N: "1" } });
+    // boto3's UpdateItem `SET color = :c ADD stock :five`: the stamp is left as it was.
+    const plain = { ...store.peek("us-east-1", key)!, color: { S: "red" }, stock: { N: "6" } };
+    store.seed("us-east-1", plain);
+    const got = await w.get("us-east-1", key);
+    assert.deepEqual(got?.values.color, { S: "red" });
+    assert.deepEqual(got?.values.stock, { N: "6" });
+    // color's dot, and stock's slot (same counter, the nonce of the stamp's dot alone)
+    assert.equal(got?.version.known.get(UNATTRIBUTED)?.length, 2);
+    assert.deepEqual(decodeItem(SCHEMA, got.item).known, got.version.known);
+    const written = await w.increment("us-east-1", key, "stock", -2);
+    assert.deepEqual(written.values.stock, { N: "4" });
+    const stored = decodeItem(SCHEMA, store.peek("us-east-1", key)!);
+    assert.deepEqual(stored.known.get(UNATTRIBUTED), got?.version.known.get(UNATTRIBUTED));
+    assert.equal(stored.counters.get("stock")?.get(UNATTRIBUTED)?.deltas[0]?.delta, 5n);
+    // A counter set to a string by a plain writer cannot be adopted.
+    store.seed("us-east-1", { ...store.peek("us-east-1", key)!, stock: { S: "private text" } });
+    await assert.rejects(
+      w.update("us-east-1", key, { name: { S: "x" } }),
+      (e: Error) =>
+        e instanceof CounterMismatchError &&
+        e.attribute === "stock" &&
+        !e.message.includes("private text"),
+    );
   });
 });
 

@@ -203,9 +203,20 @@ void describe("writer against moto", () => {
     assert.deepEqual(stored, written.item);
     const stamp = stored?._hw?.M;
     assert.equal(stamp?.dot?.S, written.dot);
-    assert.deepEqual(Object.keys(stamp?.d?.M ?? {}).length, 1, "every attribute has the new dot");
-    assert.deepEqual([...(Object.values(stamp.d!.M!)[0]!.SS ?? [])].sort(), ["rating", "title"]);
-    assert.ok(stamp?.c?.M?.stock, "the counter keeps its legacy value as a contribution");
+    // The legacy attributes are adopted as an edit of `unattributed` (time 0),
+    // the new one carries the write's dot.
+    const groups = Object.entries(stamp?.d?.M ?? {}).map(([at, names]) => [at, names.SS]);
+    assert.equal(groups.length, 2);
+    assert.deepEqual(groups.find(([at]) => String(at).startsWith("unattributed:1:"))?.[1], [
+      "title",
+    ]);
+    assert.deepEqual(groups.find(([at]) => String(at).startsWith(`${written.dot}:`))?.[1], [
+      "rating",
+    ]);
+    assert.ok(
+      stamp?.c?.M?.stock?.M?.unattributed,
+      "the counter keeps its legacy value as a contribution of `unattributed`",
+    );
     assert.equal(stored?.stock?.N, "5");
     // The next write is an ordinary stamped one.
     const next = await w.increment(EAST, key, "stock", 1);

@@ -7,7 +7,15 @@ import {
   MemoryStore,
   Router,
   Writer,
+  adoptPlain,
+  adoptionText,
   conditionExpression,
+  decodeItemLenient,
+  encodeDot,
+  encodeTick,
+  fnv1a32,
+  UNATTRIBUTED,
+  headerDot,
   parseRules,
   planOperation,
   type Home,
@@ -94,6 +102,36 @@ function runWriteCase(c: Case): void {
     condition?: { kind: string; dot?: string };
     error?: { kind: string; attribute: string | null };
   };
+  type Part = { dot: string; text: string } | null;
+  const adoption = c.adoption as
+    { dot: string; attributes: string[]; register: Part; slot: Part } | undefined;
+  if (adoption !== undefined && read !== undefined) {
+    // The adoption the vector spells out: its attributes, nonce texts and dots.
+    const adopted = adoptPlain(schema, config.rules, read);
+    assert.deepEqual(adopted.attributes, adoption.attributes);
+    assert.ok(adopted.dot !== undefined);
+    assert.equal(encodeDot(adopted.dot.dot), adoption.dot);
+    const stamped = read[t.stamp_attribute] !== undefined;
+    const decoded = stamped ? decodeItemLenient(schema, read).version : undefined;
+    const base = decoded === undefined ? "" : encodeDot(headerDot(decoded.header));
+    const isCounter = (n: string) => decoded?.counters.has(n) === true || config.rules.isCounter(n);
+    const registers = new Map(
+      adopted.attributes.filter((n) => !isCounter(n)).map((n) => [n, read[n]!]),
+    );
+    const known = (adopted.version.known.get(UNATTRIBUTED) ?? []).map(
+      (tick) => `${UNATTRIBUTED}:${encodeTick(tick)}`,
+    );
+    for (const [part, edits] of [
+      [adoption.register, registers],
+      [adoption.slot, new Map()],
+    ] as const) {
+      if (part === null) continue;
+      const text = adoptionText(base, edits);
+      assert.equal(text, part.text);
+      assert.ok(part.dot.endsWith(`:${fnv1a32(new TextEncoder().encode(text)).toString(36)}`));
+      assert.ok(known.includes(part.dot), `${part.dot} in k.unattributed`);
+    }
+  }
   if (expect.error !== undefined) {
     let thrown: unknown;
     try {

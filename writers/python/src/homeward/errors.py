@@ -104,6 +104,23 @@ class StampError(WriteRefused):
         super().__init__(f"stamp field `{field}` is malformed: {reason}")
 
 
+class CounterMismatch(StampError):
+    """A counter attribute a plain writer (outside the stamp protocol) set to
+    something that is not a whole number: it cannot be adopted as a
+    contribution. ``attribute`` (and ``field``) name it; ``found`` is the
+    value's type, never the value."""
+
+    def __init__(self, attribute: str, found: str) -> None:
+        self.attribute = attribute
+        self.found = found
+        WriteRefused.__init__(
+            self,
+            f"counter attribute `{attribute}` holds a {found} value, not a whole number "
+            "(written outside the stamp protocol); it cannot be adopted",
+        )
+        self.field = attribute
+
+
 class TooLarge(WriteRefused):
     kind = "too_large"
 

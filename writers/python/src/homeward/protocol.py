@@ -21,6 +21,7 @@ from .errors import (
     BadHome,
     BadKey,
     ConfigError,
+    CounterMismatch,
     CounterRemoved,
     CounterValue,
     NotACounter,
@@ -42,7 +43,7 @@ DEFAULT_WINDOW = 32
 PENDING_KEPT = 16
 
 _REGION = re.compile(r"^[a-z0-9-]{1,32}$")
-_I64 = re.compile(r"^[+-]?[0-9]+$")
+_I64 = re.compile(r"[+-]?[0-9]+")
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
@@ -318,7 +319,7 @@ def _m(stamp: Mapping[str, Any], name: str) -> Optional[Mapping[str, Any]]:
 
 
 def _i64(text: str) -> Optional[int]:
-    if not _I64.match(text):
+    if not _I64.fullmatch(text):
         return None
     value = int(text)
     return value if I64_MIN <= value <= I64_MAX else None
@@ -354,7 +355,25 @@ def decode_home(stamp: Mapping[str, Any]) -> Optional[Home]:
 
 
 def decode(table: Table, item: Mapping[str, AttributeValue]) -> Version:
-    """Decodes a stamped item.
+    """Decodes a stamped item written by the protocol. An item a plain writer
+    changed is refused here; :func:`adopt_plain` takes it in.
+
+    Raises :class:`StampError` (or :class:`Overflow`) naming the field.
+    """
+    version, plain = decode_lenient(table, item)
+    if not plain:
+        return version
+    name = plain[0]
+    if name in version.counters:
+        raise StampError(f"c.{name}", f"attribute `{name}` is not the sum of its contributions")
+    raise StampError("d", f"attribute `{name}` has a value but no dot")
+
+
+def decode_lenient(table: Table, item: Mapping[str, AttributeValue]) -> tuple[Version, list[str]]:
+    """Decodes a stamped item, listing (sorted) the attributes its stamp does
+    not account for: attributes with a value and no dot, and counters whose
+    value is not the sum of their contributions (a plain writer's edits).
+    The version shows those attributes as they were before.
 
     Raises :class:`StampError` (or :class:`Overflow`) naming the field.
     """
@@ -437,6 +456,7 @@ def decode(table: Table, item: Mapping[str, AttributeValue]) -> Version:
         siblings.sort(key=lambda s: s.at)
         attrs[name] = Register(siblings, item.get(name), True)
 
+    plain: list[str] = []
     for name, value in item.items():
         if table.is_reserved(name):
             continue
@@ -445,13 +465,156 @@ def decode(table: Table, item: Mapping[str, AttributeValue]) -> Version:
             if not I64_MIN <= total <= I64_MAX:
                 raise Overflow(f"c.{name}")
             if value != {"N": str(total)}:
-                raise StampError(f"c.{name}", f"attribute `{name}` is not the sum of its contributions")
+                plain.append(name)
         elif name not in attrs:
-            raise StampError("d", f"attribute `{name}` has a value but no dot")
+            plain.append(name)
 
     version = Version(key, header, known, attrs, counters, decode_home(stamp))
     version.check_arithmetic()
-    return version
+    return version, sorted(plain)
+
+
+# -- adoption -----------------------------------------------------------------
+
+#: The origin of edits made outside the protocol (a plain ``PutItem`` or
+#: ``UpdateItem``, a console edit): never a stamp's ``o``, only in
+#: per-attribute dots, windows and counters.
+UNATTRIBUTED = "unattributed"
+
+
+@dataclass
+class Adoption:
+    """A version of a stamped item with its plain writers' edits taken in."""
+
+    version: Version
+    #: The adoption's dot, when there was something to take in.
+    dot: Optional[TimedDot]
+    #: The attributes taken in, sorted.
+    attributes: list[str]
+
+
+def fnv1a32(data: bytes) -> int:
+    """FNV-1a, 32 bits: offset basis 0x811c9dc5, prime 0x01000193."""
+    h = 0x811C9DC5
+    for b in data:
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def _json_string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _hex(value: Any) -> str:
+    return (value.encode() if isinstance(value, str) else bytes(value)).hex()
+
+
+def canonical(value: Mapping[str, Any]) -> str:
+    """A value as text that is the same for equal values whatever the order
+    of their map keys and set members (the adoption nonce hashes it): the
+    type tag, then the value; strings as JSON strings, binary as lower-case
+    hex, set members sorted by their text, map entries by key."""
+    ((kind, inner),) = value.items()
+    if kind == "S":
+        return "S" + _json_string(inner)
+    if kind == "N":
+        return "N" + str(inner)
+    if kind == "B":
+        return "B" + _hex(inner)
+    if kind == "BOOL":
+        return "BOOLtrue" if inner else "BOOLfalse"
+    if kind == "NULL":
+        return "NULL"
+    if kind == "SS":
+        return "SS[" + ",".join(sorted(_json_string(x) for x in inner)) + "]"
+    if kind == "NS":
+        return "NS[" + ",".join(sorted(str(x) for x in inner)) + "]"
+    if kind == "BS":
+        return "BS[" + ",".join(sorted(_hex(x) for x in inner)) + "]"
+    if kind == "L":
+        return "L[" + ",".join(canonical(x) for x in inner) + "]"
+    if kind == "M":
+        return "M{" + ",".join(f"{_json_string(k)}:{canonical(inner[k])}" for k in sorted(inner)) + "}"
+    raise StampError(kind, "not a DynamoDB attribute value type")
+
+
+def adoption_text(base_dot: str, edits: Mapping[str, Mapping[str, Any]]) -> str:
+    """The text an adoption nonce hashes: the base dot (empty for an item
+    without a stamp), a newline, then each attribute of ``edits`` (sorted by
+    name), its canonical value, each followed by a newline. The plain
+    attributes' dot hashes them; the counters' slot hashes no attribute."""
+    parts = [base_dot, "\n"]
+    for name in sorted(edits):
+        parts.extend((name, "\n", canonical(edits[name]), "\n"))
+    return "".join(parts)
+
+
+def _nonce_of(text: str) -> int:
+    return fnv1a32(text.encode("utf-8"))
+
+
+def adopt_plain(table: Table, item: Mapping[str, AttributeValue]) -> Adoption:
+    """Reads an item, taking in what plain writers changed in it (as the Rust
+    core's ``adopt::adopt``). For a stamped item: attributes with a value and
+    no dot, and counters off their contributions; for an item without a
+    stamp: every attribute. Each becomes an edit of :data:`UNATTRIBUTED`,
+    derived from the item alone (every writer adopting the same edit makes
+    the same one), with counter ``n`` = the next of ``k.unattributed``:
+
+    - plain attributes: one dot ``unattributed:n:<nonce>`` at the stamp's
+      ``t`` (0 without a stamp), the nonce hashing the base dot and their
+      values (:func:`adoption_text`);
+    - counters: ``value - sum`` as ``unattributed``'s delta in the stamp's
+      *slot*, ``n:<nonce of the base dot alone>``.
+
+    The next write records them. Raises :class:`StampError` (a malformed
+    stamp; :class:`CounterMismatch` for a counter attribute whose value is
+    not a whole number), :class:`BadKey` (an item without a stamp lacking a
+    key attribute).
+    """
+    stamped = table.stamp_attribute in item
+    if stamped:
+        version, plain = decode_lenient(table, item)
+        base_dot = version.header.dot()
+    else:
+        version = Version(table.key_of(item), Header(UNATTRIBUTED, 0, "app", Tick(0, 0)), {}, {}, {}, None)
+        plain = sorted(name for name in item if not table.is_reserved(name))
+        base_dot = ""
+    if not plain:
+        return Adoption(version, None, [])
+    counter = version.next_counter(UNATTRIBUTED)
+    is_counter = [name in version.counters or name in table.counters for name in plain]
+    registers = {name: item[name] for name, c in zip(plain, is_counter) if not c}
+    counters = [name for name, c in zip(plain, is_counter) if c]
+    dot: Optional[TimedDot] = None
+    known = version.known.setdefault(UNATTRIBUTED, set())
+    if registers:
+        tick = Tick(counter, _nonce_of(adoption_text(base_dot, registers)))
+        dot = TimedDot(UNATTRIBUTED, tick, version.header.time_ms if stamped else 0)
+        for name, value in registers.items():
+            version.attrs[name] = Register.one(dot, copy.deepcopy(value))
+        known.add(tick)
+    if counters:
+        slot = Tick(counter, _nonce_of(adoption_text(base_dot, {})))
+        for name in counters:
+            value = item[name]
+            target = _i64(str(value["N"])) if isinstance(value.get("N"), str) else None
+            if target is None:
+                raise CounterMismatch(name, next(iter(value), "?"))
+            delta = target - counter_total(version.counters.get(name, {}))
+            if not I64_MIN <= delta <= I64_MAX:
+                raise Overflow(f"c.{name}")
+            contributions = version.counters.setdefault(name, {})
+            contributions.setdefault(UNATTRIBUTED, Contribution()).deltas[slot] = delta
+            version.attrs.pop(name, None)
+        known.add(slot)
+        if dot is None:
+            dot = TimedDot(UNATTRIBUTED, slot, version.header.time_ms if stamped else 0)
+    assert dot is not None
+    if not stamped:
+        version.header.tick = dot.tick
+    version.check_arithmetic()
+    return Adoption(version, dot, plain)
 
 
 # -- encoding ---------------------------------------------------------------
@@ -760,23 +923,11 @@ def first_version(
     return apply(table, empty_version(key, ctx.region), draft, ctx, home)
 
 
-def adopt(table: Table, item: Mapping[str, AttributeValue], ctx: WriteContext) -> tuple[Version, Draft]:
-    """An unstamped (legacy) item: an empty base, and a draft that sets every
-    attribute to the value it has (the app's change applies on top)."""
-    key = table.key_of(item)
-    values = _values(table, item)
-    draft = Draft(values)
-    draft.apply_changes(values)
-    return empty_version(key, ctx.region), draft
-
-
-def read_version(table: Table, item: Mapping[str, AttributeValue], region: str) -> Version:
-    """The version an item shows (an unstamped one as its adoption would make it)."""
-    if table.stamp_attribute in item:
-        return decode(table, item)
-    ctx = WriteContext(region, 0, 0)
-    base, draft = adopt(table, item, ctx)
-    return apply(table, base, draft, ctx)
+def read_version(table: Table, item: Mapping[str, AttributeValue], region: str = "") -> Version:
+    """The version an item shows: its plain writers' edits (every attribute of
+    an item without a stamp) adopted (:func:`adopt_plain`). ``region`` is
+    not used (kept for callers that pass it)."""
+    return adopt_plain(table, item).version
 
 
 def _moved_home(table: Table, base: Version, draft: Draft) -> Optional[Home]:
@@ -811,12 +962,13 @@ def plan_modify(
         raise NotFound()
     if not is_tombstone and tombstone_ok:
         raise AlreadyExists()
+    # What plain writers changed (all of an item without a stamp) is taken
+    # in: this write records it.
+    base = adopt_plain(table, read).version
+    draft = Draft(base.values())
     if table.stamp_attribute in read:
-        base = decode(table, read)
-        draft = Draft(base.values())
         condition = Condition("dot_is", base.header.dot())
     else:
-        base, draft = adopt(table, read, ctx)
         condition = Condition("unstamped")
     change(draft)
     wanted = home if home is not None and (base.home is None or home.key() > base.home.key()) else None

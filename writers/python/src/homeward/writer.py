@@ -41,7 +41,6 @@ from .protocol import (
     Version,
     WriteContext,
     as_function,
-    decode,
     increments,
     is_region,
     plan_delete,
@@ -246,7 +245,7 @@ class Writer:
         if item is None or self.table.ttl_attribute in item:
             return None
         stamped = self.table.stamp_attribute in item
-        version = decode(self.table, item) if stamped else read_version(self.table, item, region)
+        version = read_version(self.table, item, region)
         values = dict(version.key)
         values.update(version.values())
         return Record(region, values, version.header.dot() if stamped else None, version.home, version)
