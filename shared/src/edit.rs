@@ -305,32 +305,6 @@ pub fn first_version(
     apply(&empty, &draft, ctx, merger, schema, home)
 }
 
-/// Takes over an item written without a stamp (a legacy writer): the next
-/// write treats every attribute as set by it.
-///
-/// # Errors
-/// [`crate::StampError::MissingKey`] when the item lacks a key attribute.
-pub fn adopt_unstamped(
-    item: &Item,
-    ctx: &WriteContext,
-    schema: &Schema,
-) -> Result<(Version, Draft), crate::StampError> {
-    let key = schema.key_of(item)?;
-    let values: BTreeMap<String, AttributeValue> = item
-        .iter()
-        .filter(|(k, _)| !schema.is_reserved(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let empty = empty_version(key, ctx);
-    let mut draft = Draft::new(BTreeMap::new());
-    for (name, value) in &values {
-        draft.set(name, value.clone());
-    }
-    // The app's draft sees the legacy values as current.
-    draft.current = values;
-    Ok((empty, draft))
-}
-
 /// A version with nothing in it: the base of an insert or an adoption.
 pub fn empty_version(key: BTreeMap<String, AttributeValue>, ctx: &WriteContext) -> Version {
     Version {
