@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_dynamo::{AttributeValue, Item};
+use serde_dynamo::AttributeValue;
 use thiserror::Error;
 
 use crate::dot::{Region, Tick};
