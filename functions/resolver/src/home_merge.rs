@@ -152,6 +152,11 @@ impl<S: Store, J: Store> Resolver<S, J> {
                         .await?
                 }
             };
+            // Whether the home copy holds plain edits its stamp does not
+            // record: they are written into the stamp whatever the merge
+            // adds, or a write that does not know them (replication's
+            // last writer wins) would drop them unseen.
+            let mut unrecorded = false;
             let (base, condition) = match (guessed, &current) {
                 (Some(guess), _) => {
                     let dot = guess.header.dot().encode();
@@ -164,7 +169,9 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     // without a stamp is adopted whole, concurrent with
                     // everything incoming.
                     Some(item) => {
-                        let base = adopt(&c.schema, &c.merger.rules, item, None)?.version;
+                        let adopted = adopt(&c.schema, &c.merger.rules, item, None)?;
+                        unrecorded = adopted.dot.is_some();
+                        let base = adopted.version;
                         let condition = if item.contains_key(&c.schema.stamp_attribute) {
                             PutCondition::DotIs(base.header.dot().encode())
                         } else {
@@ -215,6 +222,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 )));
             };
             let covered = condition != PutCondition::Unstamped
+                && !unrecorded
                 && base.as_ref().is_some_and(|b| b.covers(&merged));
             // Where the item's home goes with this write.
             let mut new_home: Option<Home> = None;
