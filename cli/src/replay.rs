@@ -569,7 +569,7 @@ async fn one_message(
         .iter()
         .map(|r| lambda_record(r, region, &batch.stream_arn))
         .collect();
-    let event: StreamEvent = match serde_json::from_value(json!({ "Records": lambda })) {
+    let event = match StreamEvent::from_value(&json!({ "Records": lambda })) {
         Ok(e) => e,
         Err(e) => {
             return outcome.kept(format!(

@@ -44,6 +44,20 @@
 //!   sits in the on-failure destination unless the journal holds its
 //!   images (a quarantine entry): a record Lambda gave up on is a loss.
 //!
+//! Plain writers ([`CheckConfig::plain_writes`], 10% of the writes by
+//! default, `--plain-writes`; 0 turns them off and leaves every history as
+//! it was): a share of the writes ignore the stamp protocol, as boto3 code
+//! and console edits do ([`crate::plain`]): UpdateItem SET of a data
+//! attribute (also `p`, which no stamped write ever sets), REMOVE of one,
+//! ADD to the counter, now and then a PutItem of a whole item without
+//! stamp, rarely a DeleteItem. Their ground truth and checks are in
+//! [`crate::truth`]: nothing they wrote is lost (in the final item,
+//! superseded by a later write whose base had seen it, or in a journal
+//! entry), counters count them as the slots they fill, and no item is
+//! stuck: after the history every item takes one more stamped write (it
+//! sets `z`), which must succeed, and the cluster settles again before the
+//! checks.
+//!
 //! A history is `(seed, steps)`: its operations come from a generator
 //! seeded with `seed`, and the first `steps` of them are played, so a
 //! failure is minimized by replaying shorter prefixes, and replayed with
@@ -52,17 +66,21 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
-use homeward::version::Register;
-use homeward::{Dot, Region, Registry, Version, WriteError};
+use homeward::{Region, Registry, Version, WriteError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_dynamo::{AttributeValue, Item};
 
-use crate::cluster::{Cluster, Latency, SimStore, Spec};
+use crate::cluster::{Cluster, SimStore, Spec};
 use crate::conform::Write;
-use crate::delivery::{Mapping, SetAside};
+use crate::delivery::Mapping;
 use crate::faults::{FaultSpec, Injected, VirtualTime};
+use crate::lineage::Ids;
+use crate::plan::{describe, key, plan, Op};
 use crate::scenario::Backend;
+use crate::truth::{Edit, Finals, Truth, COUNTER, SET};
+pub use crate::verdicts::unjournaled;
+use crate::verdicts::{final_items, forked, journal_count, journaled_decisions};
 
 const REGION_NAMES: [&str; 5] = [
     "us-east-1",
@@ -71,9 +89,8 @@ const REGION_NAMES: [&str; 5] = [
     "ap-northeast-1",
     "sa-east-1",
 ];
-const PLAIN: [&str; 3] = ["a", "b", "c"];
-const COUNTER: &str = "n";
-const SET: &str = "tags";
+/// The attribute every item's last stamped write sets (no stuck items).
+const LAST: &str = "z";
 /// The rules the checker's reference expects.
 pub const RULES: &str = r#"{"attributes":{"n":"counter","tags":"union"}}"#;
 
@@ -109,7 +126,16 @@ pub struct CheckConfig {
     /// The writers the histories write through: the Rust writer, or
     /// (`conform`) a share of the writes through an external one.
     pub writer: crate::conform::WriterChoice,
+    /// Share of the writes made by plain writers (UpdateItem SET, REMOVE,
+    /// ADD; PutItem; DeleteItem, without the stamp protocol); 0 turns them
+    /// off. With them on, every item takes one more stamped write after
+    /// the history (it must succeed: no stuck items) and what plain writes
+    /// wrote must not be lost ([`crate::truth`]).
+    pub plain_writes: f64,
 }
+
+/// The checker's default share of plain writes.
+pub const PLAIN_WRITES: f64 = 0.1;
 
 /// The checker's default bound on each Region's clock skew, in ms.
 pub const CLOCK_SKEW_MS: u64 = 2000;
@@ -132,6 +158,7 @@ impl Default for CheckConfig {
             rehome: None,
             fault_rate: FAULT_RATE,
             writer: crate::conform::WriterChoice::Rust,
+            plain_writes: PLAIN_WRITES,
         }
     }
 }
@@ -153,6 +180,7 @@ impl CheckConfig {
         if self.filters.is_empty() {
             flags.push_str(" --no-filters");
         }
+        flags.push_str(&format!(" --plain-writes {}", self.plain_writes));
         flags
     }
 }
@@ -212,6 +240,8 @@ pub struct Report {
     /// and how many of them some journal entry explains.
     pub rule_decisions: usize,
     pub rule_decisions_journaled: usize,
+    /// Writes made by plain writers (attempted).
+    pub plain_writes: usize,
     /// What the platform did to the resolvers, over every history.
     pub injected: Injected,
     pub failures: Vec<Failure>,
@@ -221,102 +251,6 @@ pub struct Report {
 #[derive(Debug, thiserror::Error)]
 #[error("checker: {0}")]
 pub struct CheckError(String);
-
-/// What a history does.
-#[derive(Debug, Clone)]
-enum Op {
-    Set(usize, usize, &'static str, String),
-    Remove(usize, usize, &'static str),
-    Increment(usize, usize, i64),
-    Tag(usize, usize, String),
-    Delete(usize, usize),
-    /// Every Region writes the hot item (item 0) at once.
-    Hot(String),
-    Wait(u64),
-    Partition(usize),
-    HealAll,
-}
-
-/// A history's setup and operations, all from its seed.
-struct Plan {
-    homes: Vec<usize>,
-    latencies: Vec<Latency>,
-    batch_size: usize,
-    batching_window: u64,
-    ops: Vec<Op>,
-}
-
-fn plan(seed: u64, regions: usize, items: usize, steps: usize) -> Plan {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let homes = (0..items).map(|_| rng.random_range(0..regions)).collect();
-    let latencies = (0..regions * regions)
-        .map(|_| Latency {
-            delay: rng.random_range(0..=2),
-            jitter: rng.random_range(0..=3),
-        })
-        .collect();
-    let batch_size = rng.random_range(1..=8).min(Mapping::deployed().batch_size);
-    // Up to the deployed MaximumBatchingWindowInSeconds (a tick a second).
-    let batching_window = rng.random_range(0..=Mapping::deployed().batching_window_seconds);
-    let mut ops = Vec::new();
-    let mut partitioned = false;
-    for i in 0..steps {
-        // Half the writes go to item 0: a hot item written from everywhere.
-        let item = if rng.random_bool(0.5) {
-            0
-        } else {
-            rng.random_range(0..items)
-        };
-        let r = rng.random_range(0..regions);
-        let op = match rng.random_range(0..100) {
-            0..=34 => Op::Set(
-                r,
-                item,
-                PLAIN[rng.random_range(0..PLAIN.len())],
-                format!("v{i}"),
-            ),
-            35..=39 => Op::Remove(r, item, PLAIN[rng.random_range(0..PLAIN.len())]),
-            40..=57 => Op::Increment(r, item, rng.random_range(-3..=3)),
-            58..=69 => Op::Tag(r, item, format!("t{i}")),
-            70..=72 => Op::Delete(r, item),
-            73..=86 => Op::Wait(rng.random_range(1..=3)),
-            87..=89 => Op::Hot(format!("h{i}")),
-            90..=94 if !partitioned => {
-                partitioned = true;
-                Op::Partition(r)
-            }
-            _ => {
-                partitioned = false;
-                Op::HealAll
-            }
-        };
-        ops.push(op);
-    }
-    Plan {
-        homes,
-        latencies,
-        batch_size,
-        batching_window,
-        ops,
-    }
-}
-
-/// One edit of one attribute, as the writer made it.
-struct Edit {
-    item: usize,
-    attribute: String,
-    dot: Dot,
-    value: Option<AttributeValue>,
-    /// The version that made it: what it knew.
-    version: Version,
-}
-
-fn key(item: usize) -> Item {
-    Item::from(HashMap::from([(
-        "pk".to_string(),
-        AttributeValue::S(format!("k{item}")),
-    )]))
-}
 
 /// Runs `config.histories` histories and checks each.
 ///
@@ -348,6 +282,7 @@ pub async fn check(
         report.histories_with_forks += usize::from(run.forked);
         report.rule_decisions += run.rule_decisions.0;
         report.rule_decisions_journaled += run.rule_decisions.1;
+        report.plain_writes += run.plain_writes;
         report.injected = report.injected.add(&run.injected);
         if run.violations.is_empty() {
             continue;
@@ -379,6 +314,7 @@ pub async fn check(
 
 struct Run {
     forked: bool,
+    plain_writes: usize,
     rule_decisions: (usize, usize),
     writes: usize,
     stats: crate::cluster::Stats,
@@ -394,7 +330,13 @@ async fn run_history(
     seed: u64,
     steps: usize,
 ) -> Run {
-    let plan = plan(seed, config.regions, config.items, config.steps);
+    let plan = plan(
+        seed,
+        config.regions,
+        config.items,
+        config.steps,
+        config.plain_writes,
+    );
     let names: Vec<&'static str> = REGION_NAMES[..config.regions].to_vec();
     let regions: Vec<Region> = names
         .iter()
@@ -438,6 +380,9 @@ async fn run_history(
             );
         }
     }
+    // Ground truth for plain writes: which of them each image includes.
+    let mut truth = (config.plain_writes > 0.0).then(Truth::default);
+    spec.lineage = truth.as_ref().map(|t| t.lineage.clone());
     let mut c = match backend {
         Backend::Memory => Cluster::memory(spec),
         Backend::Moto(server) => Cluster::start(server, "check", spec).await,
@@ -459,13 +404,16 @@ async fn run_history(
     let mut edits: Vec<Edit> = Vec::new();
     let mut counters: Vec<i64> = vec![0; config.items];
     let mut writes = 0;
+    let mut plain_writes = 0;
+    // Every app write's place in the history (stamped and plain).
+    let mut seq = 0;
     let mut violations = Vec::new();
     let mut route = route.unwrap_or_else(|e| {
         violations.push(e.to_string());
         crate::conform::Route::rust()
     });
 
-    let record = |edits: &mut Vec<Edit>, item: usize, v: &Version| {
+    let record = |edits: &mut Vec<Edit>, item: usize, v: &Version, seq: usize, base: &Ids| {
         let dot = v.header.dot();
         for (name, register) in &v.attrs {
             for s in register.siblings() {
@@ -476,6 +424,8 @@ async fn run_history(
                         dot: dot.clone(),
                         value: s.value.clone(),
                         version: v.clone(),
+                        seq,
+                        base: base.clone(),
                     });
                 }
             }
@@ -494,7 +444,8 @@ async fn run_history(
         match route.write(&w, r, &key(item), Write::Insert(start)).await {
             Ok(v) => {
                 writes += 1;
-                record(&mut edits, item, &v);
+                seq += 1;
+                record(&mut edits, item, &v, seq, &Ids::new());
                 history.push(format!("insert k{item} in {r} (its home){}", route.mark()));
             }
             Err(e) => violations.push(format!("setup insert of k{item} failed: {e}")),
@@ -505,6 +456,19 @@ async fn run_history(
     }
 
     for (i, op) in plan.ops.iter().take(steps).enumerate() {
+        // With plain writes on: what the write's base included.
+        let target = match op {
+            Op::Set(r, item, ..)
+            | Op::Remove(r, item, _)
+            | Op::Increment(r, item, _)
+            | Op::Tag(r, item, _)
+            | Op::Delete(r, item) => Some((*r, *item)),
+            _ => None,
+        };
+        let base = match (&truth, target) {
+            (Some(t), Some((r, item))) => t.base(&c, &regions[r], &key(item)).await,
+            _ => Ids::new(),
+        };
         let result: Option<(usize, Result<Version, WriteError>)> = match op {
             // Each write through the Rust writer as it always was, or
             // (conform) through the external writer ([`Write::with_rust`]).
@@ -556,6 +520,11 @@ async fn run_history(
                 // the resolvers then merge into one home copy at once.
                 let mut lines = Vec::new();
                 for (r, region) in regions.iter().enumerate() {
+                    let base = match &truth {
+                        Some(t) => t.base(&c, region, &key(0)).await,
+                        None => Ids::new(),
+                    };
+                    seq += 1;
                     let written = route
                         .write(
                             &w,
@@ -567,7 +536,10 @@ async fn run_history(
                     match written {
                         Ok(v) => {
                             writes += 1;
-                            record(&mut edits, 0, &v);
+                            if let Some(t) = &truth {
+                                t.after(&c, region, &key(0), &base).await;
+                            }
+                            record(&mut edits, 0, &v, seq, &base);
                             lines.push(format!(
                                 "{} dot {}{}",
                                 names[r],
@@ -586,6 +558,36 @@ async fn run_history(
                     c.tick,
                     describe(op, &names),
                     lines.join(", ")
+                ));
+                continue;
+            }
+            Op::Plain(r, item, p) => {
+                plain_writes += 1;
+                seq += 1;
+                let region = &regions[*r];
+                // A whole item keeps the home it had.
+                let home = match c.read(region.as_str(), &key(*item)).await {
+                    Some(i) => match i.get("home_region") {
+                        Some(AttributeValue::S(h)) => h.clone(),
+                        _ => names[plan.homes[*item]].to_owned(),
+                    },
+                    None => names[plan.homes[*item]].to_owned(),
+                };
+                let write = p.write(*item, &home);
+                let outcome = match truth.as_mut() {
+                    Some(t) => t.plain_write(&mut c, region, *item, &write, seq).await,
+                    None => c.raw_write(region, &write).await,
+                };
+                history.push(format!(
+                    "{:>3}. t={} {}: {} (plain writer, write {seq}) -> {}",
+                    i + 1,
+                    c.tick,
+                    names[*r],
+                    write.describe(&c.schema),
+                    match outcome {
+                        Ok(()) => "written".to_owned(),
+                        Err(e) => format!("not written: {e}"),
+                    }
                 ));
                 continue;
             }
@@ -609,10 +611,14 @@ async fn run_history(
             None => history.push(line),
             Some((item, Ok(v))) => {
                 writes += 1;
+                seq += 1;
                 if let Op::Increment(_, _, delta) = op {
                     counters[item] += delta;
                 }
-                record(&mut edits, item, &v);
+                if let (Some(t), Some((r, _))) = (&truth, target) {
+                    t.after(&c, &regions[r], &key(item), &base).await;
+                }
+                record(&mut edits, item, &v, seq, &base);
                 history.push(format!(
                     "{line}{} -> dot {}",
                     route.mark(),
@@ -620,6 +626,7 @@ async fn run_history(
                 ));
             }
             Some((_, Err(e))) => {
+                seq += 1;
                 history.push(format!("{line}{} -> not written: {e}", route.mark()));
             }
         }
@@ -632,6 +639,7 @@ async fn run_history(
         violations.extend(route.finish(&w, &[], &[]).await);
         return Run {
             forked: forked(&edits),
+            plain_writes,
             rule_decisions: (0, 0),
             writes,
             stats: c.stats.clone(),
@@ -639,6 +647,61 @@ async fn run_history(
             history,
             violations,
         };
+    }
+    // No stuck items: each takes one more stamped write, then all settle.
+    let mut stuck = BTreeSet::new();
+    if let Some(t) = &truth {
+        for item in 0..config.items {
+            let region = &regions[(item + seed as usize) % regions.len()];
+            let k = key(item);
+            let base = t.base(&c, region, &k).await;
+            seq += 1;
+            let last = AttributeValue::S(format!("{LAST}-k{item}"));
+            let written = match w.get(region, &k).await {
+                Ok(Some(_)) => {
+                    w.update(region, &k, |d| {
+                        d.set(LAST, last.clone());
+                    })
+                    .await
+                }
+                Ok(None) => {
+                    let mut whole = k.clone();
+                    let home = names[plan.homes[item]].to_owned();
+                    whole.insert("home_region".into(), AttributeValue::S(home));
+                    whole.insert(LAST.into(), last.clone());
+                    w.insert(region, whole).await
+                }
+                Err(e) => Err(e),
+            };
+            let line = format!("after the history: {region}: set k{item}.{LAST} (stamped)");
+            match written {
+                Ok(v) => {
+                    t.after(&c, region, &k, &base).await;
+                    record(&mut edits, item, &v, seq, &base);
+                    history.push(format!("{line} -> dot {}", v.header.dot().encode()));
+                }
+                Err(e) => {
+                    stuck.insert(item);
+                    history.push(format!("{line} -> not written: {e}"));
+                    violations.push(format!(
+                        "stuck item: k{item}: a stamped write after the history (set {LAST} in {region}) failed: {e} (seed {seed})"
+                    ));
+                }
+            }
+        }
+        if let Err(e) = c.try_settle().await {
+            violations.push(format!("resolver loop after the last stamped writes: {e}"));
+            return Run {
+                forked: forked(&edits),
+                plain_writes,
+                rule_decisions: (0, 0),
+                writes,
+                stats: c.stats.clone(),
+                injected: c.injected(),
+                history,
+                violations,
+            };
+        }
     }
     // No stall: every record was processed (or set aside, checked below).
     if c.backlog_len() > 0 {
@@ -649,32 +712,76 @@ async fn run_history(
     }
     let stats = c.stats.clone();
     let finals = final_items(&c, &names).await;
-    check_finals(
-        &c,
-        &names,
-        &finals,
-        &edits,
-        &counters,
-        config.items,
-        &mut violations,
-    );
+    let journal = match &truth {
+        Some(_) => crate::truth::journal_images(&c, &names).await,
+        None => BTreeMap::new(),
+    };
+    Finals {
+        c: &c,
+        names: &names,
+        finals: &finals,
+        edits: &edits,
+        counters: &counters,
+        items: config.items,
+        plain: truth.as_ref().map(|t| (t, &journal)),
+        stuck: &stuck,
+    }
+    .check(&mut violations);
 
-    // No loop, idempotence: everything again, cut differently, changes nothing.
+    // No loop, idempotence: everything again, cut differently, changes
+    // nothing. Not across a plain DeleteItem: a hard delete keeps no
+    // tombstone (last writer wins, journaled), so a record merged into the
+    // item before the delete merges into the item written after it again.
+    let hard_deleted: BTreeSet<String> = truth
+        .as_ref()
+        .map(|t| {
+            (0..config.items)
+                .filter(|i| t.deleted(*i))
+                .map(crate::truth::key_text)
+                .collect()
+        })
+        .unwrap_or_default();
     let journal_before = journal_count(&c, &names).await;
     if let Err(e) = c.try_replay(3).await {
         violations.push(format!("resolver loop on redelivery: {e}"));
     } else {
-        if c.stats.resolver_writes != stats.resolver_writes {
+        if c.stats.resolver_writes != stats.resolver_writes && hard_deleted.is_empty() {
             violations.push(format!(
                 "redelivering every record made {} more resolver writes",
                 c.stats.resolver_writes - stats.resolver_writes
             ));
         }
-        if journal_count(&c, &names).await != journal_before {
+        if journal_count(&c, &names).await != journal_before && hard_deleted.is_empty() {
             violations.push("redelivering every record added journal entries".into());
         }
-        if final_items(&c, &names).await != finals {
-            violations.push("redelivering every record changed items".into());
+        let again = final_items(&c, &names).await;
+        let differs = finals.iter().zip(&again).any(|(before, after)| {
+            before
+                .keys()
+                .chain(after.keys())
+                .any(|k| before.get(k) != after.get(k) && !hard_deleted.contains(k))
+        });
+        if differs {
+            let mut changed = BTreeSet::new();
+            for (before, after) in finals.iter().zip(&again) {
+                for k in before.keys().chain(after.keys()) {
+                    if before.get(k) != after.get(k) && !hard_deleted.contains(k) {
+                        changed.insert(format!(
+                            "{k}: {} -> {}",
+                            before
+                                .get(k)
+                                .map_or("absent".into(), |i| crate::cluster::show(i, &c.schema)),
+                            after
+                                .get(k)
+                                .map_or("absent".into(), |i| crate::cluster::show(i, &c.schema))
+                        ));
+                    }
+                }
+            }
+            violations.push(format!(
+                "redelivering every record changed items: {}",
+                changed.into_iter().collect::<Vec<_>>().join("; ")
+            ));
         }
     }
     // A record in the on-failure destination is lost unless the journal
@@ -710,280 +817,13 @@ async fn run_history(
     violations.extend(route.finish(&w, &regions, &keys).await);
     Run {
         forked: forked(&edits),
+        plain_writes,
         rule_decisions,
         writes,
         stats: c.stats.clone(),
         injected: c.injected(),
         history,
         violations,
-    }
-}
-
-/// The records set aside (the on-failure destination) whose images no
-/// journal entry of any Region holds: each is a loss.
-pub async fn unjournaled(c: &Cluster, names: &[&str]) -> Vec<SetAside> {
-    if c.stats.on_failure.is_empty() {
-        return Vec::new();
-    }
-    let mut kept: Vec<Item> = Vec::new();
-    for r in names {
-        for entry in c.journal(r).await {
-            if let Some(AttributeValue::M(versions)) = entry.get("versions") {
-                for v in versions.values() {
-                    if let AttributeValue::M(m) = v {
-                        kept.push(Item::from(m.clone()));
-                    }
-                }
-            }
-        }
-    }
-    c.stats
-        .on_failure
-        .iter()
-        .filter(|lost| {
-            [&lost.old_image, &lost.new_image]
-                .into_iter()
-                .flatten()
-                .any(|image| !kept.contains(image))
-        })
-        .cloned()
-        .collect()
-}
-
-/// (attributes a rule decided among concurrent edits, how many of them a
-/// journal entry of their item explains), and the ones none explains.
-async fn journaled_decisions(
-    c: &Cluster,
-    names: &[&str],
-    finals: &BTreeMap<String, Item>,
-) -> ((usize, usize), Vec<(String, String)>) {
-    let mut explained: BTreeSet<(String, String)> = BTreeSet::new();
-    for r in names {
-        for entry in c.journal(r).await {
-            let Some(AttributeValue::M(key)) = entry.get("item_key") else {
-                continue;
-            };
-            let item = resolver::journal::key_text(&Item::from(key.clone()));
-            let item = item.as_str();
-            if let Some(AttributeValue::L(list)) = entry.get("explanation") {
-                for e in list {
-                    if let AttributeValue::M(m) = e {
-                        if let Some(AttributeValue::S(a)) = m.get("attribute") {
-                            explained.insert((item.to_owned(), a.clone()));
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let mut decided = 0;
-    let mut unexplained = Vec::new();
-    for (text, raw) in finals {
-        let Ok(v) = c.schema.decode(raw) else {
-            continue;
-        };
-        for (name, register) in &v.attrs {
-            if matches!(register, Register::Many { .. }) {
-                decided += 1;
-                if !explained.contains(&(text.clone(), name.clone())) {
-                    unexplained.push((text.clone(), name.clone()));
-                }
-            }
-        }
-    }
-    ((decided, decided - unexplained.len()), unexplained)
-}
-
-/// Whether one Region wrote an item twice without the second write knowing
-/// the first (its chain forked: a concurrent version replaced the first
-/// before it was merged back).
-fn forked(edits: &[Edit]) -> bool {
-    edits.iter().any(|a| {
-        edits.iter().any(|b| {
-            a.item == b.item
-                && a.dot.region == b.dot.region
-                && a.dot != b.dot
-                && !a.version.knows(&b.dot)
-                && !b.version.knows(&a.dot)
-        })
-    })
-}
-
-async fn final_items(c: &Cluster, names: &[&str]) -> Vec<BTreeMap<String, Item>> {
-    let mut out = Vec::new();
-    for r in names {
-        out.push(c.items(r).await);
-    }
-    out
-}
-
-async fn journal_count(c: &Cluster, names: &[&str]) -> usize {
-    let mut n = 0;
-    for r in names {
-        n += c.journal(r).await.len();
-    }
-    n
-}
-
-fn check_finals(
-    c: &Cluster,
-    names: &[&str],
-    finals: &[BTreeMap<String, Item>],
-    edits: &[Edit],
-    counters: &[i64],
-    items: usize,
-    violations: &mut Vec<String>,
-) {
-    for (r, f) in names.iter().zip(finals).skip(1) {
-        if f != &finals[0] {
-            for (k, item) in f {
-                if finals[0].get(k) != Some(item) {
-                    violations.push(format!(
-                        "divergence: {k} in {r} is {} but in {} is {}",
-                        crate::cluster::show(item, &c.schema),
-                        names[0],
-                        finals[0]
-                            .get(k)
-                            .map_or("absent".into(), |i| crate::cluster::show(i, &c.schema))
-                    ));
-                }
-            }
-        }
-    }
-    let rules = &c.merger.rules;
-    for (item, expected_total) in counters.iter().enumerate().take(items) {
-        let text = format!("pk=k{item}");
-        let Some(raw) = finals[0].get(&text) else {
-            if edits.iter().any(|e| e.item == item) {
-                violations.push(format!("k{item} is missing in {}", names[0]));
-            }
-            continue;
-        };
-        let v = match c.schema.decode(raw) {
-            Ok(v) => v,
-            Err(e) => {
-                violations.push(format!("k{item}: unreadable stamp: {e}"));
-                continue;
-            }
-        };
-        // Nothing lost.
-        for e in edits.iter().filter(|e| e.item == item) {
-            if rules.is_counter(&e.attribute) {
-                continue;
-            }
-            let present = v.attrs.get(&e.attribute).is_some_and(|reg| {
-                reg.siblings()
-                    .iter()
-                    .any(|s| s.at.dot == e.dot && s.value == e.value)
-            });
-            let superseded = edits.iter().any(|later| {
-                later.item == item
-                    && later.attribute == e.attribute
-                    && later.dot != e.dot
-                    && later.version.knows(&e.dot)
-            });
-            // A re-home (a resolver's move, fenced by the epoch) supersedes
-            // every home value the final version knows.
-            let moved = e.attribute == "home_region"
-                && v.home.as_ref().is_some_and(|h| h.epoch > 0)
-                && v.knows(&e.dot);
-            if !present && !superseded && !moved {
-                violations.push(format!(
-                    "lost update: k{item}.{} = {} (dot {}) is neither in the final item nor superseded by a later edit",
-                    e.attribute,
-                    e.value.as_ref().map_or("(removed)".into(), crate::cluster::show_value),
-                    e.dot.encode()
-                ));
-            }
-        }
-        // The home attribute agrees with the home the stamp records.
-        if let (Some(home), Some(AttributeValue::S(shown))) =
-            (&v.home, v.values().get("home_region"))
-        {
-            if shown != home.region.as_str() {
-                violations.push(format!(
-                    "k{item}: home_region = {shown:?} but the stamp's home is {} (epoch {})",
-                    home.region, home.epoch
-                ));
-            }
-        }
-        // Rules decide concurrent edits; a lone edit shows its value.
-        for (name, register) in &v.attrs {
-            let shown = register.value();
-            let expected = match register {
-                Register::One(s) => s.value.clone(),
-                Register::Many { siblings, .. } if name == SET => {
-                    let all: BTreeSet<String> = siblings
-                        .iter()
-                        .filter_map(|s| match &s.value {
-                            Some(AttributeValue::Ss(v)) => Some(v.clone()),
-                            _ => None,
-                        })
-                        .flatten()
-                        .collect();
-                    (!all.is_empty()).then(|| AttributeValue::Ss(all.into_iter().collect()))
-                }
-                Register::Many { siblings, .. } => siblings
-                    .iter()
-                    .max_by(|a, b| a.at.lww_key().cmp(&b.at.lww_key()))
-                    .and_then(|s| s.value.clone()),
-            };
-            if !same_value(shown, expected.as_ref()) {
-                violations.push(format!(
-                    "k{item}.{name} shows {} but its edits ({}) give {}",
-                    shown.map_or("(absent)".into(), crate::cluster::show_value),
-                    register
-                        .siblings()
-                        .iter()
-                        .map(|s| format!(
-                            "{}={}",
-                            s.at.dot.encode(),
-                            s.value
-                                .as_ref()
-                                .map_or("(removed)".into(), crate::cluster::show_value)
-                        ))
-                        .collect::<Vec<_>>()
-                        .join(" | "),
-                    expected
-                        .as_ref()
-                        .map_or("(absent)".into(), crate::cluster::show_value)
-                ));
-            }
-        }
-        // Counters exact.
-        let total = match v.value(COUNTER) {
-            Some(AttributeValue::N(n)) => n.parse::<i64>().ok(),
-            _ => None,
-        };
-        if total != Some(*expected_total) {
-            violations.push(format!(
-                "counter k{item}.{COUNTER} is {total:?}, the increments add up to {expected_total}"
-            ));
-        }
-    }
-}
-
-/// Sets compare as sets.
-fn same_value(a: Option<&AttributeValue>, b: Option<&AttributeValue>) -> bool {
-    match (a, b) {
-        (Some(AttributeValue::Ss(x)), Some(AttributeValue::Ss(y))) => {
-            x.iter().collect::<BTreeSet<_>>() == y.iter().collect::<BTreeSet<_>>()
-        }
-        _ => a == b,
-    }
-}
-
-fn describe(op: &Op, names: &[&str]) -> String {
-    match op {
-        Op::Set(r, i, a, v) => format!("{}: set k{i}.{a} = {v:?}", names[*r]),
-        Op::Remove(r, i, a) => format!("{}: remove k{i}.{a}", names[*r]),
-        Op::Increment(r, i, d) => format!("{}: k{i}.{COUNTER} {d:+}", names[*r]),
-        Op::Tag(r, i, t) => format!("{}: add {t:?} to k{i}.{SET}", names[*r]),
-        Op::Delete(r, i) => format!("{}: soft delete k{i}", names[*r]),
-        Op::Hot(v) => format!("every Region: set k0.a = {v:?}-<Region>"),
-        Op::Wait(t) => format!("wait {t} ticks"),
-        Op::Partition(r) => format!("partition: {} cut off", names[*r]),
-        Op::HealAll => "heal every link".into(),
     }
 }
 

@@ -97,6 +97,9 @@ pub struct Spec {
     /// The table's name on moto (default: unique per test); the journal is
     /// `<name>-journal`.
     pub table_name: Option<String>,
+    /// Track which plain writes every image includes (the checker's
+    /// ground truth for plain writers, [`crate::lineage`]).
+    pub lineage: Option<crate::lineage::Lineage>,
 }
 
 impl Spec {
@@ -125,6 +128,7 @@ impl Spec {
             seed: 0,
             trace: false,
             table_name: None,
+            lineage: None,
         }
     }
 
@@ -139,6 +143,8 @@ impl Spec {
 pub enum SimStore {
     Moto(Box<DynamoStore>),
     Memory(MemStore),
+    /// A resolver's store with lineage tracing ([`crate::lineage`]).
+    Traced(Box<crate::lineage::Traced>),
 }
 
 impl Store for SimStore {
@@ -146,6 +152,7 @@ impl Store for SimStore {
         match self {
             SimStore::Moto(s) => s.get(region, key).await,
             SimStore::Memory(s) => s.get(region, key).await,
+            SimStore::Traced(s) => s.get(region, key).await,
         }
     }
 
@@ -158,6 +165,7 @@ impl Store for SimStore {
         match self {
             SimStore::Moto(s) => s.put(region, item, condition).await,
             SimStore::Memory(s) => s.put(region, item, condition).await,
+            SimStore::Traced(s) => s.put(region, item, condition).await,
         }
     }
 
@@ -170,6 +178,7 @@ impl Store for SimStore {
         match self {
             SimStore::Moto(s) => s.put_returning(region, item, condition).await,
             SimStore::Memory(s) => s.put_returning(region, item, condition).await,
+            SimStore::Traced(s) => s.put_returning(region, item, condition).await,
         }
     }
 
@@ -182,6 +191,7 @@ impl Store for SimStore {
         match self {
             SimStore::Moto(s) => s.scan(region, start, limit).await,
             SimStore::Memory(s) => s.scan(region, start, limit).await,
+            SimStore::Traced(s) => s.scan(region, start, limit).await,
         }
     }
 }
@@ -562,7 +572,7 @@ impl Cluster {
                     }
                 }
             }
-            (Streams::Memory { .. }, SimStore::Moto(_)) => {
+            (Streams::Memory { .. }, SimStore::Moto(_)) | (_, SimStore::Traced(_)) => {
                 unreachable!("memory streams, moto store")
             }
         }
@@ -608,7 +618,7 @@ impl Cluster {
                     .await
                     .expect("delete item");
             }
-            (SimStore::Moto(_), Streams::Memory { .. }) => {
+            (SimStore::Moto(_), Streams::Memory { .. }) | (SimStore::Traced(_), _) => {
                 unreachable!("moto store, memory streams")
             }
         }

@@ -240,6 +240,18 @@ pub(crate) struct Shard {
 impl Shard {
     pub(crate) fn new(spec: &Spec, place: usize, table: SimStore, journal: SimStore) -> Self {
         let faults = spec.faults.as_ref().map(|f| f.faults(place));
+        let table = match &spec.lineage {
+            Some(lineage) => SimStore::Traced(Box::new(crate::lineage::Traced {
+                inner: crate::lineage::Base::of(table),
+                reader: crate::cluster::region(spec.regions[place]),
+                lineage: lineage.clone(),
+                schema: homeward::Schema::new(
+                    spec.partition_key.0,
+                    spec.sort_key.as_ref().map(|s| s.0),
+                ),
+            })),
+            None => table,
+        };
         Shard {
             stores: ResolverStores::new(table, journal, faults),
             rng: StdRng::seed_from_u64(mix(spec.seed, place as u64 + 1_000)),
@@ -460,8 +472,16 @@ impl Lane {
                 }
             };
             let batch: Vec<Record> = self.backlog.iter().take(size).cloned().collect();
+            if let Some(lineage) = &spec.lineage {
+                for b in &batch {
+                    let key = resolver::journal::key_text(&b.key);
+                    for image in [&b.new_image, &b.old_image].into_iter().flatten() {
+                        lineage.read_by(&self.region, &key, image);
+                    }
+                }
+            }
             let records: Vec<Value> = batch.iter().map(|b| b.lambda.clone()).collect();
-            let event: StreamEvent = serde_json::from_value(json!({ "Records": records }))
+            let event = StreamEvent::from_value(&json!({ "Records": records }))
                 .expect("a Lambda stream event");
             let first_time = self.shard.seen.insert(batch[0].sequence.clone());
             let twice = spec.deliver_twice
@@ -510,7 +530,7 @@ impl Lane {
     async fn invoke(
         &mut self,
         resolver: &Resolver<FaultyStore<SimStore>, FaultyStore<SimStore>>,
-        event: &StreamEvent,
+        event: &StreamEvent<'_>,
         batch: &[Record],
         ctx: &Context<'_>,
     ) -> Verdict {

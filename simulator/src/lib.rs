@@ -10,10 +10,15 @@ pub mod conform;
 pub mod delivery;
 pub mod faults;
 pub mod filter;
+pub mod lineage;
 pub mod memory;
 pub mod moto;
+pub mod plain;
+mod plan;
 pub mod replication;
 pub mod scenario;
 pub mod streams;
+pub mod truth;
+mod verdicts;
 
 pub use moto::{unique_table, workspace_root, HarnessError, MotoServer, MOTO_ENV};

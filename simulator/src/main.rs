@@ -3,7 +3,7 @@
 //! ```text
 //! homeward-sim demo [--memory]
 //! homeward-sim run <scenario.json> [--memory]
-//! homeward-sim check [--histories N] [--regions R] [--seed S] [--steps K] [--rehome TRIGGER] [--fault-rate F] [--clock-skew MS] [--no-filters] [--memory]
+//! homeward-sim check [--histories N] [--regions R] [--seed S] [--steps K] [--rehome TRIGGER] [--fault-rate F] [--clock-skew MS] [--no-filters] [--plain-writes P] [--memory]
 //! homeward-sim conform --writer "<command>" [--share P] [--timeout SECONDS] [the flags of check but --memory]
 //! ```
 //!
@@ -25,7 +25,7 @@ const USAGE: &str = "usage:
       replays the seed scenarios with Homeward on and with plain last-writer-wins
   homeward-sim run <scenario.json> [--memory]
       replays one scenario file the same way
-  homeward-sim check [--histories N] [--regions R] [--seed S] [--steps K] [--rehome TRIGGER] [--fault-rate F] [--clock-skew MS] [--no-filters] [--memory]
+  homeward-sim check [--histories N] [--regions R] [--seed S] [--steps K] [--rehome TRIGGER] [--fault-rate F] [--clock-skew MS] [--no-filters] [--plain-writes P] [--memory]
       random concurrent histories, each checked for convergence, lost
       updates, exact counters and resolver loops (--memory: in-memory
       store and streams instead of moto; --rehome: the resolvers' REHOME,
@@ -33,12 +33,17 @@ const USAGE: &str = "usage:
       calls that fail, default 0.2, 0 turns faults and killed invocations
       off; --clock-skew: each Region's writers' clock is off by up to MS
       ms either way, default 2000, 0 turns skew off; --no-filters: no
-      FilterCriteria, instead of the ones template.yaml deploys)
-  homeward-sim conform --writer \"<command>\" [--share P] [--timeout SECONDS] [--histories N] [--regions R] [--seed S] [--steps K] [--rehome TRIGGER] [--fault-rate F] [--clock-skew MS] [--no-filters]
+      FilterCriteria, instead of the ones template.yaml deploys;
+      --plain-writes: share P of the writes made by plain writers that
+      ignore the stamp protocol (UpdateItem SET/REMOVE/ADD, PutItem,
+      DeleteItem), default 0.1, 0 turns them off; with them on every item
+      takes one more stamped write after the history, which must succeed)
+  homeward-sim conform --writer \"<command>\" [--share P] [--timeout SECONDS] [--histories N] [--regions R] [--seed S] [--steps K] [--rehome TRIGGER] [--fault-rate F] [--clock-skew MS] [--no-filters] [--plain-writes P]
       the checker's histories against moto with a share P (default 0.5)
       of the writes made by an external writer: `sh -c \"<command>\"`
       speaking JSON lines on stdin/stdout (conformance/README.md,
-      \"conform\"); every answer within SECONDS (default 30)";
+      \"conform\"); every answer within SECONDS (default 30); plain writes
+      are off unless --plain-writes says otherwise";
 
 /// The seed scenarios, built in so the demo runs from anywhere.
 const SEEDS: [(&str, &str); 5] = [
@@ -61,6 +66,7 @@ struct Args {
     fault_rate: Option<f64>,
     clock_skew_ms: Option<u64>,
     no_filters: bool,
+    plain_writes: Option<f64>,
     writer: Option<String>,
     share: Option<f64>,
     timeout: Option<u64>,
@@ -81,6 +87,7 @@ fn parse_args() -> Result<Args, String> {
         fault_rate: None,
         clock_skew_ms: None,
         no_filters: false,
+        plain_writes: None,
         writer: None,
         share: None,
         timeout: None,
@@ -119,6 +126,16 @@ fn parse_args() -> Result<Args, String> {
                     return Err(format!("--share: {share} is not between 0 and 1"));
                 }
                 args.share = Some(share);
+            }
+            "--plain-writes" => {
+                let v = raw.next().ok_or("--plain-writes needs a value")?;
+                let share: f64 = v
+                    .parse()
+                    .map_err(|_| format!("--plain-writes: `{v}` is not a number"))?;
+                if !(0.0..=1.0).contains(&share) {
+                    return Err(format!("--plain-writes: {share} is not between 0 and 1"));
+                }
+                args.plain_writes = Some(share);
             }
             "--timeout" => args.timeout = Some(number("--timeout")?),
             "--no-filters" => args.no_filters = true,
@@ -351,6 +368,11 @@ async fn check_with(args: &Args, writer: WriterChoice) -> Result<bool, String> {
         rehome: args.rehome.clone(),
         fault_rate: args.fault_rate.unwrap_or(checker::FAULT_RATE),
         clock_skew_ms: args.clock_skew_ms.unwrap_or(checker::CLOCK_SKEW_MS),
+        // `conform` tests an external writer: plain writers only on request.
+        plain_writes: args.plain_writes.unwrap_or(match writer {
+            WriterChoice::Rust => checker::PLAIN_WRITES,
+            WriterChoice::Mixed { .. } => 0.0,
+        }),
         writer,
         ..CheckConfig::default()
     };
@@ -366,7 +388,7 @@ async fn check_with(args: &Args, writer: WriterChoice) -> Result<bool, String> {
     let backend = server.as_ref().map_or(Backend::Memory, Backend::Moto);
     let started = Instant::now();
     println!(
-        "checking {} histories, {} Regions, {} steps each, seeds {}.., on {}, {}% of the resolvers' store calls faulted, clocks skewed up to ±{} ms, {}",
+        "checking {} histories, {} Regions, {} steps each, seeds {}.., on {}, {}% of the resolvers' store calls faulted, clocks skewed up to ±{} ms, {}, {}% of the writes by plain writers",
         config.histories,
         config.regions,
         config.steps,
@@ -378,7 +400,8 @@ async fn check_with(args: &Args, writer: WriterChoice) -> Result<bool, String> {
             "no FilterCriteria"
         } else {
             "template.yaml's FilterCriteria"
-        }
+        },
+        config.plain_writes * 100.0
     );
     let report = checker::check(&config, backend, &homeward::custom_rules::registry())
         .await
@@ -398,6 +421,12 @@ async fn check_with(args: &Args, writer: WriterChoice) -> Result<bool, String> {
         "{} attribute values chosen by a rule among concurrent edits, {} of them explained by a journal entry",
         report.rule_decisions, report.rule_decisions_journaled
     );
+    if report.plain_writes > 0 {
+        println!(
+            "{} plain writes (UpdateItem, PutItem, DeleteItem without the stamp protocol)",
+            report.plain_writes
+        );
+    }
     println!("injected: {}", report.injected);
     for f in &report.failures {
         println!("\n{f}");

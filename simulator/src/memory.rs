@@ -179,6 +179,39 @@ impl MemStore {
         }
     }
 
+    /// A read-modify-write under one lock, as an UpdateItem is: `change`
+    /// gets the current item (`None`: none) and returns the new one. The
+    /// item gets a new service time only when it changes (DynamoDB writes
+    /// no stream record for an update that changes nothing).
+    ///
+    /// # Errors
+    /// What `change` refuses; a bad key; an item over 400 KB.
+    pub fn update_raw(
+        &self,
+        region: &Region,
+        key: &Item,
+        change: impl FnOnce(Option<&Item>) -> Result<Item, String>,
+    ) -> Result<(), String> {
+        let text = self.key_text(key).map_err(|e| e.to_string())?;
+        let mut regions = self.lock();
+        let table = regions.entry(region.clone()).or_default();
+        let current = table.items.get(&text).map(|(i, _)| i.clone());
+        let next = change(current.as_ref())?;
+        if current.as_ref() == Some(&next) {
+            return Ok(());
+        }
+        let bytes = item_size(&next);
+        if bytes > MAX_ITEM_BYTES {
+            return Err(format!(
+                "ValidationException: Item size to update has exceeded the maximum allowed size ({bytes} bytes)"
+            ));
+        }
+        let time = self.next_sequence();
+        table.items.insert(text, (next.clone(), time));
+        self.record(table, self.key_of(key), current, Some(next), time);
+        Ok(())
+    }
+
     /// Stream records of `region` from position `from` on.
     pub fn stream_from(&self, region: &Region, from: usize) -> Vec<MemRecord> {
         self.lock()

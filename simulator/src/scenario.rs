@@ -20,6 +20,7 @@ use serde_json::Value;
 use crate::cluster::{show, show_value, Cluster, Latency, SimStore, Spec};
 use crate::delivery::Mapping;
 use crate::faults::VirtualTime;
+use crate::plain::RawWrite;
 use crate::MotoServer;
 
 /// A scenario file.
@@ -188,6 +189,28 @@ pub enum Step {
         region: String,
         key: serde_json::Map<String, Value>,
     },
+    /// A plain writer's PutItem (no stamp): replaces the whole item.
+    RawPut {
+        region: String,
+        item: serde_json::Map<String, Value>,
+    },
+    /// A plain writer's UpdateItem: SET, REMOVE, ADD (numbers to numbers,
+    /// elements to sets); the stamp is left as it is.
+    RawUpdate {
+        region: String,
+        key: serde_json::Map<String, Value>,
+        #[serde(default)]
+        set: serde_json::Map<String, Value>,
+        #[serde(default)]
+        remove: Vec<String>,
+        #[serde(default)]
+        add: serde_json::Map<String, Value>,
+    },
+    /// A plain writer's DeleteItem (a hard delete).
+    RawDelete {
+        region: String,
+        key: serde_json::Map<String, Value>,
+    },
     /// Lets this many ticks pass (replication and delivery go on).
     Wait(u64),
     /// Cuts these Regions off from the others, both ways.
@@ -221,7 +244,11 @@ pub enum Step {
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     pub key: serde_json::Map<String, Value>,
+    #[serde(default)]
     pub values: serde_json::Map<String, Value>,
+    /// The item must be absent in every Region (a hard delete won).
+    #[serde(default)]
+    pub absent: bool,
 }
 
 /// Why a scenario could not be loaded or run.
@@ -425,6 +452,9 @@ impl Scenario {
             let text = resolver::journal::key_text(&key);
             for (r, items) in &finals {
                 let got = items.get(&text);
+                if e.absent && got.is_some() {
+                    misses.push(format!("{r}: {text} is present (expected absent)"));
+                }
                 for (name, want) in &e.values {
                     let want = to_value(want);
                     let have = got.and_then(|i| i.get(name));
@@ -508,6 +538,32 @@ impl Scenario {
                     .map_err(|e| e.to_string())?;
                 let text = resolver::journal::key_text(&key);
                 c.note(|| format!("write   {r}: delete {text} (soft)"));
+            }
+            Step::RawPut { region: r, item } => {
+                c.raw_write(&region(r)?, &RawWrite::Put(to_item(item)))
+                    .await?;
+            }
+            Step::RawUpdate {
+                region: r,
+                key,
+                set,
+                remove,
+                add,
+            } => {
+                let values = |m: &serde_json::Map<String, Value>| {
+                    m.iter().map(|(k, v)| (k.clone(), to_value(v))).collect()
+                };
+                let write = RawWrite::Update {
+                    key: to_item(key),
+                    set: values(set),
+                    remove: remove.clone(),
+                    add: values(add),
+                };
+                c.raw_write(&region(r)?, &write).await?;
+            }
+            Step::RawDelete { region: r, key } => {
+                c.raw_write(&region(r)?, &RawWrite::Delete(to_item(key)))
+                    .await?;
             }
             Step::Wait(ticks) => {
                 for _ in 0..*ticks {

@@ -38,6 +38,7 @@ pub(crate) struct Record {
     pub(crate) sequence: String,
     pub(crate) key: Item,
     pub(crate) new_image: Option<Item>,
+    pub(crate) old_image: Option<Item>,
     pub(crate) removed: bool,
     /// The tick it was read at (for the batching window).
     pub(crate) read_at: u64,
@@ -167,6 +168,7 @@ impl Cluster {
             sequence,
             key: rec.key,
             new_image: rec.new_image,
+            old_image: rec.old_image,
             removed: rec.event_name == "REMOVE",
             read_at: self.tick,
             write_time: rec.time,
@@ -226,6 +228,7 @@ impl Cluster {
             sequence,
             key,
             new_image,
+            old_image,
             removed: event_name == "REMOVE",
             read_at: self.tick,
             write_time,

@@ -60,6 +60,9 @@ async fn checker_finds_no_violation_in_200_memory_histories() {
         histories: 200,
         regions: 3,
         seed: 20_261_125,
+        // Plain writers (issue 11) are checked on their own until the core
+        // adopts their writes.
+        plain_writes: 0.0,
         ..CheckConfig::default()
     };
     let started = Instant::now();
@@ -88,6 +91,9 @@ async fn checker_finds_no_violation_in_20_moto_histories() {
         regions: 3,
         seed: 7_000,
         steps: 16,
+        // Plain writers (issue 11) are checked on their own until the core
+        // adopts their writes.
+        plain_writes: 0.0,
         ..CheckConfig::default()
     };
     let started = Instant::now();
@@ -133,6 +139,9 @@ async fn checker_catches_a_merge_rule_that_drops_a_side() {
         seed: 99,
         rules: broken,
         minimize: false,
+        // Plain writers (issue 11) are checked on their own until the core
+        // adopts their writes.
+        plain_writes: 0.0,
         ..CheckConfig::default()
     };
     let report = check(&config, Backend::Memory, &registry).await.unwrap();
@@ -187,6 +196,9 @@ async fn checker_catches_a_filter_that_hides_resolver_writes() {
         seed: 4_242,
         minimize: false,
         filters: Filters::new(vec![skip_resolver]).unwrap(),
+        // Plain writers (issue 11) are checked on their own until the core
+        // adopts their writes.
+        plain_writes: 0.0,
         ..CheckConfig::default()
     };
     let report = check(&config, Backend::Memory, &Registry::new())
@@ -213,6 +225,9 @@ async fn checker_finds_no_violation_when_homes_follow_the_writers() {
             regions: 3,
             seed: 31_000,
             rehome: Some(rehome.into()),
+            // Plain writers (issue 11) are checked on their own until the core
+            // adopts their writes.
+            plain_writes: 0.0,
             ..CheckConfig::default()
         };
         let report = check(&config, Backend::Memory, &Registry::new())

@@ -104,8 +104,8 @@ pub mod events {
         })
     }
 
-    pub fn event(records: Vec<Value>) -> StreamEvent {
-        serde_json::from_value(json!({ "Records": records })).unwrap()
+    pub fn event(records: Vec<Value>) -> StreamEvent<'static> {
+        StreamEvent::from_value(&json!({ "Records": records })).unwrap()
     }
 
     /// A cluster whose item `pk` is homed in us-east-1 and replicated

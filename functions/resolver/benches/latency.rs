@@ -105,7 +105,7 @@ fn config(concurrency: usize) -> Config {
 /// us-east-1: the event us-east-1's resolver receives. With `home_moved`,
 /// the home copy has changed since us-east-1 last saw it (another
 /// attribute edited at home), so the resolver must read it.
-fn setup(store: &SlowStore, home_moved: bool) -> StreamEvent {
+fn setup(store: &SlowStore, home_moved: bool) -> StreamEvent<'static> {
     let schema = Schema::new("pk", None);
     let merger = Merger::new(homeward::Rules::default());
     let west = Region::parse("us-west-2").unwrap();
@@ -154,7 +154,7 @@ fn setup(store: &SlowStore, home_moved: bool) -> StreamEvent {
             })
         })
         .collect();
-    serde_json::from_value(json!({ "Records": records })).unwrap()
+    StreamEvent::from_value(&json!({ "Records": records })).unwrap()
 }
 
 #[tokio::main]

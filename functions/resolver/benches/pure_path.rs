@@ -99,12 +99,14 @@ fn batch(merger: &Merger, schema: &Schema) -> String {
     serde_json::to_string(&json!({ "Records": records })).unwrap()
 }
 
-/// The resolver's own pure path: decode the event lazily, triage every
-/// record (classify from stamps; whole images only for records that need
-/// action), merge the foreign writes (the old image stands in for the home
-/// copy the real resolver reads from DynamoDB). Returns how many merged.
+/// The resolver's own pure path: read the event in one pass (images stay
+/// slices of it; the stamp headers and homes are picked on the way), triage
+/// every record (classify from what was picked; whole images only for
+/// records that need action), merge the foreign writes (the old image
+/// stands in for the home copy the real resolver reads from DynamoDB).
+/// Returns how many merged.
 fn pure_path(bytes: &str, config: &Config) -> usize {
-    let event: StreamEvent = serde_json::from_str(bytes).unwrap();
+    let event = StreamEvent::parse(bytes, config).unwrap();
     let mut merged = 0;
     for record in &event.records {
         let t = triage(config, record).unwrap();
@@ -142,6 +144,36 @@ fn eager_path(
     merged
 }
 
+/// `RATIO=n`: the pure path against the floor, alternating, `n` rounds.
+/// On a busy machine the two see the same load, and the fastest rounds are
+/// the least disturbed.
+fn ratio(bytes: &str, config: &Config, rounds: usize) {
+    let time = |f: &dyn Fn()| {
+        let start = std::time::Instant::now();
+        f();
+        start.elapsed().as_secs_f64() * 1e3
+    };
+    let (mut floor, mut pure) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        floor.push(time(&|| {
+            serde_json::from_str::<serde::de::IgnoredAny>(black_box(bytes)).unwrap();
+        }));
+        pure.push(time(&|| {
+            black_box(pure_path(black_box(bytes), config));
+        }));
+    }
+    for v in [&mut floor, &mut pure] {
+        v.sort_by(f64::total_cmp);
+    }
+    let (f, p) = (floor[rounds / 2], pure[rounds / 2]);
+    let (fmin, pmin) = (floor[0], pure[0]);
+    println!(
+        "ratio over {rounds} rounds: median floor {f:.2} ms, pure path {p:.2} ms: {:.2}x; fastest {fmin:.2} ms, {pmin:.2} ms: {:.2}x",
+        p / f,
+        pmin / fmin
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let merger = Merger::new(homeward::fixtures::rules());
     let schema = Schema::new("pk", Some("sk"));
@@ -170,6 +202,9 @@ fn bench(c: &mut Criterion) {
     assert_eq!(pure_path(&bytes, &config), 100);
     assert_eq!(eager_path(&bytes, &merger, &schema, &homes, &local), 100);
     println!("batch: 1000 records, {:.2} MB", bytes.len() as f64 / 1e6);
+    if let Some(rounds) = std::env::var("RATIO").ok().and_then(|r| r.parse().ok()) {
+        ratio(&bytes, &config, rounds);
+    }
 
     let mut g = c.benchmark_group("1000-record batch");
     g.sample_size(20);
@@ -185,7 +220,16 @@ fn bench(c: &mut Criterion) {
         |b| b.iter(|| eager_path(black_box(&bytes), &merger, &schema, &homes, &local)),
     );
     if std::env::var("PROBE").is_ok() {
-        g.bench_function("probe: StreamEvent only", |b| {
+        // Where the pure path's time goes.
+        g.bench_function("probe: the one pass alone", |b| {
+            b.iter(|| {
+                StreamEvent::parse(black_box(&bytes), &config)
+                    .unwrap()
+                    .records
+                    .len()
+            })
+        });
+        g.bench_function("probe: serde's read (images raw, nothing picked)", |b| {
             b.iter(|| {
                 serde_json::from_str::<StreamEvent>(black_box(&bytes))
                     .unwrap()
@@ -193,26 +237,47 @@ fn bench(c: &mut Criterion) {
                     .len()
             })
         });
-        let ev: StreamEvent = serde_json::from_str(&bytes).unwrap();
-        g.bench_function("probe: partial images", |b| {
+        let ev = StreamEvent::parse(&bytes, &config).unwrap();
+        g.bench_function("probe: picking from the images' text again", |b| {
             b.iter(|| {
                 for r in &ev.records {
-                    black_box(
-                        resolver::event::partial_image(
-                            r.dynamodb.new_image.as_deref().unwrap(),
-                            &["home_region"],
-                            "_hw",
-                        )
-                        .unwrap(),
-                    );
-                    black_box(
-                        resolver::event::partial_image(
-                            r.dynamodb.old_image.as_deref().unwrap(),
-                            &["home_region"],
-                            "_hw",
-                        )
-                        .unwrap(),
-                    );
+                    for image in [&r.dynamodb.new_image, &r.dynamodb.old_image] {
+                        let text = image.as_ref().unwrap().text();
+                        black_box(
+                            resolver::event::partial_image(text, &["home_region"], "_hw").unwrap(),
+                        );
+                    }
+                }
+            })
+        });
+        g.bench_function("probe: partial images from what the pass found", |b| {
+            b.iter(|| {
+                for r in &ev.records {
+                    for image in [&r.dynamodb.new_image, &r.dynamodb.old_image] {
+                        let image = image.as_ref().unwrap();
+                        black_box(image.picked(&["home_region"], "_hw").unwrap());
+                    }
+                }
+            })
+        });
+        let action: Vec<_> = ev
+            .records
+            .iter()
+            .filter(|r| triage(&config, r).unwrap().new.is_some())
+            .flat_map(|r| [&r.dynamodb.new_image, &r.dynamodb.old_image])
+            .map(|i| i.as_ref().unwrap())
+            .collect();
+        g.bench_function("probe: whole images of the records that need action", |b| {
+            b.iter(|| {
+                for image in &action {
+                    black_box(image.whole().unwrap());
+                }
+            })
+        });
+        g.bench_function("probe: the same through serde_dynamo", |b| {
+            b.iter(|| {
+                for image in &action {
+                    black_box(resolver::event::full_image(image.text()).unwrap());
                 }
             })
         });
@@ -220,6 +285,21 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 for r in &ev.records {
                     black_box(triage(&config, r).unwrap());
+                }
+            })
+        });
+        let foreign: Vec<_> = ev
+            .records
+            .iter()
+            .map(|r| triage(&config, r).unwrap())
+            .filter(|t| matches!(t.class, Class::Foreign { .. }))
+            .collect();
+        g.bench_function("probe: decoding and merging the foreign writes", |b| {
+            b.iter(|| {
+                for t in &foreign {
+                    let n = config.schema.decode(t.new.as_ref().unwrap()).unwrap();
+                    let home_copy = config.schema.decode(t.old.as_ref().unwrap()).unwrap();
+                    black_box(config.merger.merge_into(home_copy, &n));
                 }
             })
         });

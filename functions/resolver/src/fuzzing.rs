@@ -4,15 +4,18 @@
 //!
 //! Neither function may panic, whatever the bytes: every malformed input is
 //! an error value the resolver reports (and quarantines), never a crash.
+//! The one exception is deliberate: `event` panics when the resolver's one
+//! pass over an event reads it differently from serde (a finding).
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use homeward::edit::WriteContext;
 use homeward::home::{decide, ForeignWrite, Trigger};
 use homeward::{Registry, Schema, Version, WriterKind};
 use serde_dynamo::Item;
 
+use crate::event::{pass_agrees, Pick};
 use crate::{triage, Config, StreamEvent};
 
 /// The fixed configuration the fuzz targets run under: the seed's Movies
@@ -37,14 +40,24 @@ pub fn config() -> &'static Config {
     })
 }
 
-/// Target `event`: the bytes as a DynamoDB stream event (JSON), every record
-/// through [`triage`]; the images a record needs decoded are then decoded
-/// and worked on as the resolver would ([`version_one`]).
+/// Target `event`: the bytes as a DynamoDB stream event (JSON, as the Lambda
+/// runtime hands it over: UTF-8 text), read by the one pass, which must read
+/// it as serde does ([`pass_agrees`]); every record through [`triage`]; the
+/// images a record needs decoded are then decoded and worked on as the
+/// resolver would ([`version_one`]).
 pub fn event_one(bytes: &[u8]) {
-    let Ok(event) = serde_json::from_slice::<StreamEvent>(bytes) else {
+    let Ok(text) = std::str::from_utf8(bytes) else {
         return;
     };
     let c = config();
+    assert_ne!(
+        pass_agrees(text, &Arc::new(Pick::of(c))),
+        Some(false),
+        "the one pass reads this event differently from serde"
+    );
+    let Ok(event) = StreamEvent::parse(text, c) else {
+        return;
+    };
     for record in &event.records {
         let Ok(triaged) = triage(c, record) else {
             continue;

@@ -138,21 +138,15 @@ impl<S: Store, J: Store> Resolver<S, J> {
     async fn negotiated(
         &self,
         assignments: &Assignments<Arc<J>>,
-        record: &StreamRecord,
+        record: &StreamRecord<'_>,
         triaged: Triaged,
         budget: Budget<'_>,
     ) -> Result<Triaged, RecordError> {
         let c = &self.config;
-        // The stamp's home is in the header fields the partial image holds.
+        // The stamp's home is in the header fields the pass picked.
         let header = match &triaged.new {
             Some(_) => None,
-            None => record
-                .dynamodb
-                .new_image
-                .as_deref()
-                .map(|raw| event::partial_image(raw, &[], &c.schema.stamp_attribute))
-                .transpose()
-                .map_err(|e| RecordError::image("new", &e))?,
+            None => picked(c, record.dynamodb.new_image.as_ref(), "new")?,
         };
         let image = triaged.new.as_ref().or(header.as_ref());
         let stamped = match image {
@@ -179,8 +173,8 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 let (new, old) = match triaged.new {
                     Some(new) => (new, triaged.old),
                     None => (
-                        full(record.dynamodb.new_image.as_deref(), "new")?.unwrap_or_default(),
-                        full(record.dynamodb.old_image.as_deref(), "old")?,
+                        full(record.dynamodb.new_image.as_ref(), "new")?.unwrap_or_default(),
+                        full(record.dynamodb.old_image.as_ref(), "old")?,
                     ),
                 };
                 Ok(Triaged {
@@ -201,7 +195,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
     /// It answers before `deadline` (less a margin) whatever the store does.
     pub async fn handle(
         &self,
-        event: &StreamEvent,
+        event: &StreamEvent<'_>,
         deadline: Instant,
     ) -> (DynamoDbEventResponse, Summary) {
         let started = Instant::now();
@@ -283,7 +277,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
     /// later records go on.
     async fn process_item(
         &self,
-        records: Vec<&StreamRecord>,
+        records: Vec<&StreamRecord<'_>>,
         budget: Budget<'_>,
     ) -> Vec<RecordResult> {
         let mut out = Vec::with_capacity(records.len());
@@ -323,18 +317,18 @@ impl<S: Store, J: Store> Resolver<S, J> {
     /// acknowledged, so it neither blocks the shard nor is lost.
     async fn quarantine(
         &self,
-        record: &StreamRecord,
+        record: &StreamRecord<'_>,
         error: &RecordError,
         budget: Budget<'_>,
     ) -> Result<Outcome, RecordError> {
         let change = &record.dynamodb;
         let sequence = change.sequence_number.as_deref().unwrap_or("none");
-        fn decoded(raw: Option<&serde_json::value::RawValue>) -> Option<Result<Item, &str>> {
-            raw.map(|r| event::full_image(r).map_err(|_| r.get()))
+        fn decoded<'i>(image: Option<&'i event::Image>) -> Option<Result<Item, &'i str>> {
+            image.map(|i| i.whole().map_err(|_| i.text()))
         }
         let (new, old) = (
-            decoded(change.new_image.as_deref()),
-            decoded(change.old_image.as_deref()),
+            decoded(change.new_image.as_ref()),
+            decoded(change.old_image.as_ref()),
         );
         let mut versions = Vec::new();
         let mut raw_images = Vec::new();
@@ -374,7 +368,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
     /// delivery could succeed.
     async fn process_record(
         &self,
-        record: &StreamRecord,
+        record: &StreamRecord<'_>,
         budget: Budget<'_>,
     ) -> Result<Outcome, RecordError> {
         let c = &self.config;
@@ -623,8 +617,9 @@ pub struct Triaged {
     pub copy: Option<lag::Written>,
 }
 
-/// Classifies a record from its stamps and home attribute alone, and
-/// decodes the whole images only when the record needs action. Pure.
+/// Classifies a record from its stamps and home attribute alone (what the
+/// pass over the event picked), and decodes the whole images only when the
+/// record needs action. Pure.
 ///
 /// # Errors
 /// [`RecordError`] naming what is malformed.
@@ -632,19 +627,6 @@ pub fn triage(c: &Config, record: &StreamRecord) -> Result<Triaged, RecordError>
     let kind = EventKind::parse(&record.event_name)?;
     let ttl = record.is_ttl_delete();
     let change = &record.dynamodb;
-    let wanted: Vec<&str> = c.homes.attribute().into_iter().collect();
-    let image = |raw: &Option<Box<serde_json::value::RawValue>>, which, whole: bool| {
-        raw.as_deref()
-            .map(|r| {
-                if whole {
-                    event::full_image(r)
-                } else {
-                    event::partial_image(r, &wanted, &c.schema.stamp_attribute)
-                }
-            })
-            .transpose()
-            .map_err(|e| RecordError::image(which, &e))
-    };
     let classify_with = |new: Option<&Item>, old: Option<&Item>| {
         classify(
             &c.region,
@@ -657,8 +639,8 @@ pub fn triage(c: &Config, record: &StreamRecord) -> Result<Triaged, RecordError>
         )
     };
     let (new, old) = (
-        image(&change.new_image, "new", false)?,
-        image(&change.old_image, "old", false)?,
+        picked(c, change.new_image.as_ref(), "new")?,
+        picked(c, change.old_image.as_ref(), "old")?,
     );
     let class = classify_with(new.as_ref(), old.as_ref())?;
     if matches!(
@@ -680,8 +662,8 @@ pub fn triage(c: &Config, record: &StreamRecord) -> Result<Triaged, RecordError>
     }
     // This record needs action (or a closer look): decode it whole.
     let (new, old) = (
-        image(&change.new_image, "new", true)?,
-        image(&change.old_image, "old", true)?,
+        full(change.new_image.as_ref(), "new")?,
+        full(change.old_image.as_ref(), "old")?,
     );
     let class = if class == Class::NoOp {
         // Equal stamps: only the whole images tell a no-op from a write
@@ -698,12 +680,23 @@ pub fn triage(c: &Config, record: &StreamRecord) -> Result<Triaged, RecordError>
     })
 }
 
-/// A whole image of a record, decoded.
-fn full(
-    raw: Option<&serde_json::value::RawValue>,
+/// What triage reads of an image: the stamp's header and the home
+/// attribute.
+fn picked(
+    c: &Config,
+    image: Option<&event::Image>,
     which: &'static str,
 ) -> Result<Option<Item>, RecordError> {
-    raw.map(event::full_image)
+    image
+        .map(|i| i.picked(c.homes.attribute().as_slice(), &c.schema.stamp_attribute))
+        .transpose()
+        .map_err(|e| RecordError::image(which, &e))
+}
+
+/// A whole image of a record, decoded.
+fn full(image: Option<&event::Image>, which: &'static str) -> Result<Option<Item>, RecordError> {
+    image
+        .map(event::Image::whole)
         .transpose()
         .map_err(|e| RecordError::image(which, &e))
 }

@@ -5,6 +5,7 @@ use homeward::dynamo::DynamoStore;
 use homeward::Schema;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use resolver::{deadline_from_epoch_ms, Config, Resolver, StreamEvent};
+use serde_json::value::RawValue;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -39,9 +40,12 @@ async fn main() -> Result<(), Error> {
     let resolver = Resolver::new(config, table, journal).with_assignments(assignments);
     let resolver = &resolver;
     run(service_fn(
-        move |event: LambdaEvent<StreamEvent>| async move {
+        // The payload stays text: one pass reads the records from it,
+        // images as slices of it.
+        move |event: LambdaEvent<Box<RawValue>>| async move {
             let deadline = deadline_from_epoch_ms(event.context.deadline);
-            let (response, summary) = resolver.handle(&event.payload, deadline).await;
+            let records = StreamEvent::parse(event.payload.get(), &resolver.config)?;
+            let (response, summary) = resolver.handle(&records, deadline).await;
             // One EMF line per dimension set, on stdout beside the logs.
             resolver::metrics::record(&summary);
             if let Err(e) = metrics.flush(std::io::stdout().lock()) {

@@ -76,12 +76,14 @@ fn config() -> Config {
     Config::from_lookup(|k| vars.get(k).map(|v| v.to_string()), &Registry::new()).unwrap()
 }
 
-fn seed_event() -> StreamEvent {
+fn seed_event() -> StreamEvent<'static> {
     let path = format!(
         "{}/../../events/foreign-write.json",
         env!("CARGO_MANIFEST_DIR")
     );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    serde_json::from_str::<StreamEvent>(&std::fs::read_to_string(path).unwrap())
+        .unwrap()
+        .into_owned()
 }
 
 #[tokio::test]
