@@ -15,6 +15,7 @@ mod home_merge;
 pub mod journal;
 pub mod lag;
 pub mod metrics;
+pub mod sdk;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
