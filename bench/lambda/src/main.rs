@@ -591,11 +591,11 @@ fn print_table(t: Table) {
     let mut cpus: Vec<f64> = rest.iter().map(|(_, c)| ms(c)).collect();
     let (wall, cpu) = (median(&mut walls), median(&mut cpus));
     println!(
-        "\nbootstrap: {}; events: {RECORDS} records ({:.2} MB, 10% foreign writes) x {}, then {LARGE} records ({:.2} MB)",
+        "\nbootstrap: {}; events: {RECORDS} records ({} bytes, 10% foreign writes) x {}, then {LARGE} records ({} bytes)",
         t.args.bootstrap.display(),
-        mb(t.event_bytes),
+        t.event_bytes,
         t.runs.len(),
-        mb(t.large_bytes),
+        t.large_bytes,
     );
     println!("| what | result |");
     println!("|---|---|");
