@@ -11,9 +11,9 @@
 //! - init: process spawn to the bootstrap's first `GET invocation/next`
 //!   (median of several cold starts);
 //! - the time and CPU of 1,000-record invocations (the pure_path bench's
-//!   batch: 10% foreign writes, merged into home copies in moto);
-//! - peak RSS (VmHWM) after them: each event is ~5.6 MB, near Lambda's
-//!   6 MB limit;
+//!   batch, 4.71 MB: 10% foreign writes, merged into home copies in moto);
+//! - peak RSS (VmHWM) after a 1,260-record event (5.99 MB, under Lambda's
+//!   6 MB payload limit);
 //! - the bootstrap's size;
 //! - the resolver's pure path in process against `bench/python_reference.py`
 //!   on the same event file.
