@@ -103,3 +103,86 @@ pub fn concurrent_pair() -> (Version, Version) {
     .expect("fixture");
     (x, y)
 }
+
+/// The Regions of [`stream_batch`]: the stream is the first one's.
+pub const BATCH_REGIONS: [&str; 3] = ["us-east-1", "us-west-2", "eu-west-1"];
+
+fn batch_item(i: usize, home: &str, merger: &Merger, schema: &Schema) -> Version {
+    let key: BTreeMap<String, AttributeValue> = [
+        (
+            "pk".to_string(),
+            AttributeValue::S(format!("customer#{i:06}")),
+        ),
+        ("sk".to_string(), AttributeValue::S("profile".into())),
+    ]
+    .into();
+    let c = ctx(home, 1_764_000_000_000 + i as u64, i as u32);
+    let mut d = Draft::default();
+    d.set("home_region", AttributeValue::S(home.into()));
+    for a in 0..27 {
+        let value = if a % 3 == 0 {
+            AttributeValue::N(format!("{}", 1000 + a * 37 + i))
+        } else {
+            AttributeValue::S(format!(
+                "value of attribute {a} for customer {i}, with text"
+            ))
+        };
+        d.set(&format!("attr_{a:02}"), value);
+    }
+    d.set(
+        "tags",
+        AttributeValue::Ss(vec!["gold".into(), "newsletter".into()]),
+    );
+    d.increment("stock", 10);
+    apply(&empty_version(key, &c), &d, &c, merger, schema, None).expect("fixture insert")
+}
+
+/// A realistic stream batch of us-east-1's stream (the benchmarks' event),
+/// as the Lambda receives it: MODIFY records of the 30-attribute items
+/// `customer#<i>` for every `i` in `items`, homed by `home_region` (the
+/// default home strategy), [`schema`] keys and [`rules`]. By `i % 10`: 0 is
+/// a foreign write (homed in us-west-2, written in us-east-1), 1 to 4 home
+/// writes, 5 to 9 replicated writes from us-west-2 and eu-west-1. Each
+/// record's old image is the version before the write; for a foreign write
+/// it is also the home copy when replication is caught up. Deterministic
+/// (fixed times and nonces); 1,000 records make about 5.6 MB.
+pub fn stream_batch(items: std::ops::Range<usize>) -> serde_json::Value {
+    let merger = Merger::new(rules());
+    let schema = schema();
+    let records: Vec<_> = items
+        .map(|i| {
+            let (home, writer) = match i % 10 {
+                0 => (BATCH_REGIONS[1], BATCH_REGIONS[0]),
+                1..=4 => (BATCH_REGIONS[0], BATCH_REGIONS[0]),
+                _ => (BATCH_REGIONS[1 + i % 2], BATCH_REGIONS[1 + i % 2]),
+            };
+            let old = batch_item(i, home, &merger, &schema);
+            let mut d = Draft::new(old.values());
+            d.set("attr_01", AttributeValue::S(format!("edited {i}")));
+            d.increment("stock", -1);
+            let c = ctx(writer, 1_764_000_005_000 + i as u64, 5_000 + i as u32);
+            let new = apply(&old, &d, &c, &merger, &schema, None).expect("fixture edit");
+            let (new, old) = (schema.encode(&new), schema.encode(&old));
+            let mut keys = new.clone();
+            keys.retain(|k, _| k == "pk" || k == "sk");
+            serde_json::json!({
+                "eventID": format!("{i:032x}"),
+                "eventName": "MODIFY",
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": BATCH_REGIONS[0],
+                "dynamodb": {
+                    "ApproximateCreationDateTime": 1_764_000_005 + i,
+                    "Keys": keys,
+                    "NewImage": new,
+                    "OldImage": old,
+                    "SequenceNumber": format!("{}", 4_000_000_000_000_000_000u64 + i as u64),
+                    "SizeBytes": 5_000,
+                    "StreamViewType": "NEW_AND_OLD_IMAGES",
+                },
+                "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/T/stream/2025-11-25T00:00:00.000",
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}

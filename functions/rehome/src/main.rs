@@ -15,8 +15,16 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use rehome::{Operator, Progress, Request};
 use resolver::{deadline_from_epoch_ms, Config};
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+fn main() -> Result<(), Error> {
+    // Before any thread exists: it may set SSL_CERT_FILE.
+    resolver::sdk::prefer_cert_bundle();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve())
+}
+
+async fn serve() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env(&homeward::custom_rules::registry())?;
     let regions = parse_regions(&std::env::var("REGIONS").unwrap_or_default())
@@ -24,10 +32,7 @@ async fn main() -> Result<(), Error> {
     if regions.is_empty() {
         return Err("configuration: REGIONS: must list the global table's Regions".into());
     }
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(resolver::calls::sdk_timeouts())
-        .load()
-        .await;
+    let sdk = resolver::sdk::load().await;
     let table = DynamoStore::new(sdk.clone(), &config.table, config.schema.clone());
     let journal = DynamoStore::new(
         sdk.clone(),

@@ -5,99 +5,12 @@
 //! stands in for it). The floor is one validating pass over the same bytes
 //! (`serde_json` into `IgnoredAny`).
 
-use std::collections::BTreeMap;
-
 use aws_lambda_events::event::dynamodb::Event;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use homeward::classify::{classify, Class, EventKind};
-use homeward::edit::{apply, empty_version, WriteContext};
 use homeward::home::HomeStrategy;
-use homeward::{Draft, Merger, Region, Schema, Version, WriterKind};
+use homeward::{Merger, Region, Schema};
 use resolver::{triage, Config, StreamEvent};
-use serde_dynamo::AttributeValue;
-use serde_json::json;
-
-const REGIONS: [&str; 3] = ["us-east-1", "us-west-2", "eu-west-1"];
-
-fn ctx(region: &str, t: u64) -> WriteContext {
-    WriteContext {
-        region: Region::parse(region).unwrap(),
-        time_ms: 1_764_000_000_000 + t,
-        nonce: t as u32,
-        by: WriterKind::App,
-    }
-}
-
-fn item_version(i: usize, home: &str, merger: &Merger, schema: &Schema) -> Version {
-    let key: BTreeMap<String, AttributeValue> = [
-        (
-            "pk".to_string(),
-            AttributeValue::S(format!("customer#{i:06}")),
-        ),
-        ("sk".to_string(), AttributeValue::S("profile".into())),
-    ]
-    .into();
-    let c = ctx(home, i as u64);
-    let mut d = Draft::default();
-    d.set("home_region", AttributeValue::S(home.into()));
-    for a in 0..27 {
-        let value = if a % 3 == 0 {
-            AttributeValue::N(format!("{}", 1000 + a * 37 + i))
-        } else {
-            AttributeValue::S(format!(
-                "value of attribute {a} for customer {i}, with text"
-            ))
-        };
-        d.set(&format!("attr_{a:02}"), value);
-    }
-    d.set(
-        "tags",
-        AttributeValue::Ss(vec!["gold".into(), "newsletter".into()]),
-    );
-    d.increment("stock", 10);
-    apply(&empty_version(key, &c), &d, &c, merger, schema, None).unwrap()
-}
-
-/// The batch as JSON: records in us-east-1's stream.
-fn batch(merger: &Merger, schema: &Schema) -> String {
-    let records: Vec<_> = (0..1000)
-        .map(|i| {
-            // 10% foreign (homed in us-west-2, written here), the rest split
-            // between home writes here and replicated writes from elsewhere.
-            let (home, writer) = match i % 10 {
-                0 => ("us-west-2", "us-east-1"),
-                1..=4 => ("us-east-1", "us-east-1"),
-                _ => (REGIONS[1 + i % 2], REGIONS[1 + i % 2]),
-            };
-            let old = item_version(i, home, merger, schema);
-            let mut d = Draft::new(old.values());
-            d.set("attr_01", AttributeValue::S(format!("edited {i}")));
-            d.increment("stock", -1);
-            let new = apply(&old, &d, &ctx(writer, 5_000 + i as u64), merger, schema, None).unwrap();
-            let (new, old) = (schema.encode(&new), schema.encode(&old));
-            let mut keys = new.clone();
-            keys.retain(|k, _| k == "pk" || k == "sk");
-            json!({
-                "eventID": format!("{i:032x}"),
-                "eventName": "MODIFY",
-                "eventVersion": "1.1",
-                "eventSource": "aws:dynamodb",
-                "awsRegion": "us-east-1",
-                "dynamodb": {
-                    "ApproximateCreationDateTime": 1_764_000_005 + i,
-                    "Keys": keys,
-                    "NewImage": new,
-                    "OldImage": old,
-                    "SequenceNumber": format!("{}", 4_000_000_000_000_000_000u64 + i as u64),
-                    "SizeBytes": 5_000,
-                    "StreamViewType": "NEW_AND_OLD_IMAGES",
-                },
-                "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/T/stream/2025-11-25T00:00:00.000",
-            })
-        })
-        .collect();
-    serde_json::to_string(&json!({ "Records": records })).unwrap()
-}
 
 /// The resolver's own pure path: read the event in one pass (images stay
 /// slices of it; the stamp headers and homes are picked on the way), triage
@@ -179,7 +92,7 @@ fn bench(c: &mut Criterion) {
     let schema = Schema::new("pk", Some("sk"));
     let homes = HomeStrategy::default();
     let local = Region::parse("us-east-1").unwrap();
-    let bytes = batch(&merger, &schema);
+    let bytes = homeward::fixtures::stream_batch(0..1000).to_string();
     let vars = [
         ("TABLE_NAME", "T"),
         ("TABLE_KEY", "pk,sk"),

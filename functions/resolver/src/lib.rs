@@ -16,6 +16,7 @@ pub mod journal;
 pub mod lag;
 pub mod metrics;
 mod plain;
+pub mod sdk;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -7,19 +7,22 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use resolver::{deadline_from_epoch_ms, Config, Resolver, StreamEvent};
 use serde_json::value::RawValue;
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+fn main() -> Result<(), Error> {
+    // Before any thread exists: it may set SSL_CERT_FILE.
+    resolver::sdk::prefer_cert_bundle();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve())
+}
+
+async fn serve() -> Result<(), Error> {
     // JSON when the function's LoggingConfig says so (AWS_LAMBDA_LOG_FORMAT).
     lambda_runtime::tracing::init_default_subscriber();
     // Custom merge rules: homeward::custom_rules, shared by every part.
     let config = Config::from_env(&homeward::custom_rules::registry())?;
-    // AWS_ENDPOINT_URL (e.g. moto) and the SDK's standard retries apply.
-    // The SDK sets no attempt or operation timeout by default: a hung call
-    // would wait for the Lambda timeout and fail the whole batch.
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(resolver::calls::sdk_timeouts())
-        .load()
-        .await;
+    // AWS_ENDPOINT_URL (e.g. moto), the SDK's standard retries, our timeouts.
+    let sdk = resolver::sdk::load().await;
     let table = DynamoStore::new(sdk.clone(), &config.table, config.schema.clone());
     let journal = DynamoStore::new(
         sdk.clone(),

@@ -1,0 +1,669 @@
+//! `bench-lambda`: the resolver's release bootstrap under a loopback Lambda
+//! Runtime API, against moto. Run by `scripts/bench-lambda.sh`, which builds
+//! what it needs; by hand:
+//!
+//! ```sh
+//! bench-lambda --bootstrap target/release/resolver --moto .venv/bin/moto_server \
+//!     --python .venv/bin/python --out target/bench
+//! ```
+//!
+//! One run measures, and prints as one table:
+//! - init: process spawn to the bootstrap's first `GET invocation/next`
+//!   (median of several cold starts);
+//! - the time and CPU of 1,000-record invocations (the pure_path bench's
+//!   batch, 4.71 MB: 10% foreign writes, merged into home copies in moto);
+//! - peak RSS (VmHWM) after a 1,260-record event (5.99 MB, under Lambda's
+//!   6 MB payload limit);
+//! - the bootstrap's size;
+//! - the resolver's pure path in process against `bench/python_reference.py`
+//!   on the same event file.
+
+mod runtime_api;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use homeward::classify::Class;
+use homeward::fixtures::BATCH_REGIONS;
+use resolver::{triage, Config, StreamEvent};
+use runtime_api::{Call, Invocation, RuntimeApi};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+const TABLE: &str = "bench-items";
+const JOURNAL: &str = "bench-journal";
+const RECORDS: usize = 1000;
+/// Records of the large event: 5.99 MB, under Lambda's 6 MB payload limit.
+const LARGE: usize = 1260;
+const MERGE_RULES: &str = r#"{"attributes":{"stock":"counter","tags":"union","rating":"max"}}"#;
+const WAIT: Duration = Duration::from_secs(120);
+
+struct Args {
+    bootstrap: PathBuf,
+    moto: PathBuf,
+    python: PathBuf,
+    reference: PathBuf,
+    out: PathBuf,
+    cold_starts: usize,
+    invocations: usize,
+    pure_runs: usize,
+    /// Extra variables for the bootstrap (`--env NAME=VALUE`).
+    env: Vec<(String, String)>,
+}
+
+fn args() -> Result<Args, Error> {
+    let mut a = Args {
+        bootstrap: "target/release/resolver".into(),
+        moto: ".venv/bin/moto_server".into(),
+        python: ".venv/bin/python".into(),
+        reference: "bench/python_reference.py".into(),
+        out: "target/bench".into(),
+        cold_starts: 10,
+        invocations: 6,
+        pure_runs: 30,
+        env: Vec::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--bootstrap" => a.bootstrap = value()?.into(),
+            "--moto" => a.moto = value()?.into(),
+            "--python" => a.python = value()?.into(),
+            "--reference" => a.reference = value()?.into(),
+            "--out" => a.out = value()?.into(),
+            "--cold-starts" => a.cold_starts = value()?.parse()?,
+            "--invocations" => a.invocations = value()?.parse()?,
+            "--pure-runs" => a.pure_runs = value()?.parse()?,
+            "--env" => {
+                let pair = value()?;
+                let (k, v) = pair
+                    .split_once('=')
+                    .ok_or(format!("--env {pair}: NAME=VALUE"))?;
+                a.env.push((k.to_owned(), v.to_owned()));
+            }
+            other => return Err(format!("unknown flag {other}").into()),
+        }
+    }
+    if a.cold_starts == 0 || a.invocations < 2 || a.pure_runs == 0 {
+        return Err("need at least 1 cold start, 2 invocations and 1 pure run".into());
+    }
+    Ok(a)
+}
+
+fn main() -> Result<(), Error> {
+    let args = args()?;
+    std::fs::create_dir_all(&args.out)?;
+
+    // The events: batch k holds items k*1000.., so no invocation finds its
+    // work already done by an earlier one; the last one is the largest
+    // batch under Lambda's 6 MB payload limit.
+    let batches: Vec<_> = (0..args.invocations)
+        .map(|k| k * RECORDS..(k + 1) * RECORDS)
+        .chain(std::iter::once(
+            args.invocations * RECORDS..args.invocations * RECORDS + LARGE,
+        ))
+        .collect();
+    let events: Vec<Arc<Vec<u8>>> = batches
+        .iter()
+        .map(|items| {
+            let event = homeward::fixtures::stream_batch(items.clone());
+            Arc::new(event.to_string().into_bytes())
+        })
+        .collect();
+    let event_file = args.out.join("event-1000.json");
+    std::fs::write(&event_file, events[0].as_slice())?;
+
+    let moto = Moto::start(&args.moto, &args.out)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(seed(&moto.endpoint, &events))?;
+    drop(runtime);
+
+    let size = std::fs::metadata(&args.bootstrap)
+        .map_err(|e| format!("{}: {e}", args.bootstrap.display()))?
+        .len();
+    let mut env = function_env(&moto.endpoint);
+    env.extend(args.env.iter().cloned());
+    let log = args.out.join("resolver.log");
+
+    // Cold starts: spawn, wait for the first poll, stop.
+    let mut inits = Vec::new();
+    for _ in 0..args.cold_starts {
+        let (api, calls) = RuntimeApi::start()?;
+        let (mut child, spawned) = spawn(&args.bootstrap, &api, &env, &log)?;
+        inits.push(first_poll(&calls, spawned)?);
+        child.kill()?;
+        child.wait()?;
+    }
+
+    // Invocations, in one process.
+    let (api, calls) = RuntimeApi::start()?;
+    let (mut child, spawned) = spawn(&args.bootstrap, &api, &env, &log)?;
+    first_poll(&calls, spawned)?;
+    let pid = child.id();
+    let mut hwm = vec![vm_hwm_kb(pid)?];
+    let mut runs = Vec::new();
+    for (k, event) in events.iter().enumerate() {
+        let id = format!("bench-{k}");
+        let cpu0 = cpu_ns(pid)?;
+        let start = Instant::now();
+        api.invoke(Invocation {
+            id: id.clone(),
+            body: event.clone(),
+            timeout: Duration::from_secs(60),
+        });
+        let (at, body) = response(&calls, &id)?;
+        let wall = at - start;
+        // The bootstrap posts the response, then polls again: wait for the
+        // poll so the CPU count holds the whole invocation.
+        next_poll(&calls)?;
+        let cpu = Duration::from_nanos(cpu_ns(pid)? - cpu0);
+        let answer: serde_json::Value = serde_json::from_slice(&body)?;
+        if answer != serde_json::json!({"batchItemFailures": []}) {
+            return Err(format!("invocation {k} answered {answer}").into());
+        }
+        runs.push((wall, cpu));
+        if k + 2 >= events.len() {
+            hwm.push(vm_hwm_kb(pid)?);
+        }
+    }
+    child.kill()?;
+    child.wait()?;
+    drop(api);
+    let merged = check_merged(&moto.endpoint, &batches)?;
+    let large = runs.pop().expect("the large event ran");
+
+    // The pure path in process, then Python on the same file.
+    let bytes = std::fs::read_to_string(&event_file)?;
+    let rust = pure_path_ms(&bytes, args.pure_runs)?;
+    let python = python_reference_ms(&args, &event_file)?;
+    drop(moto);
+
+    print_table(Table {
+        args: &args,
+        event_bytes: events[0].len(),
+        large_bytes: events[events.len() - 1].len(),
+        inits,
+        hwm,
+        runs,
+        large,
+        merged,
+        size,
+        rust,
+        python,
+    });
+    Ok(())
+}
+
+/// The environment Lambda gives the function, plus its configuration (as
+/// template.yaml sets it) and moto's endpoint.
+fn function_env(endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_SESSION_TOKEN", "test"),
+        ("AWS_REGION", BATCH_REGIONS[0]),
+        ("AWS_DEFAULT_REGION", BATCH_REGIONS[0]),
+        ("AWS_LAMBDA_FUNCTION_NAME", "resolver"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/resolver"),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "bench"),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+        ("LAMBDA_TASK_ROOT", "/var/task"),
+        ("TZ", ":UTC"),
+        ("TABLE_NAME", TABLE),
+        ("TABLE_KEY", "pk,sk"),
+        ("JOURNAL_TABLE", JOURNAL),
+        ("MERGE_RULES", MERGE_RULES),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// Starts the bootstrap with a clean environment (as on Lambda: no HOME,
+/// no profile files), its output appended to `log`.
+fn spawn(
+    bootstrap: &Path,
+    api: &RuntimeApi,
+    env: &[(String, String)],
+    log: &Path,
+) -> Result<(Child, Instant), Error> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let mut command = Command::new(bootstrap);
+    command
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("AWS_LAMBDA_RUNTIME_API", api.address())
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out);
+    let spawned = Instant::now();
+    Ok((command.spawn()?, spawned))
+}
+
+fn first_poll(calls: &Receiver<Call>, spawned: Instant) -> Result<Duration, Error> {
+    match calls.recv_timeout(WAIT)? {
+        Call::Next(at) => Ok(at - spawned),
+        other => Err(format!("the bootstrap did not poll first: {other:?}").into()),
+    }
+}
+
+fn next_poll(calls: &Receiver<Call>) -> Result<(), Error> {
+    match calls.recv_timeout(WAIT)? {
+        Call::Next(_) => Ok(()),
+        other => Err(format!("expected a poll, got {other:?}").into()),
+    }
+}
+
+fn response(calls: &Receiver<Call>, id: &str) -> Result<(Instant, Vec<u8>), Error> {
+    match calls.recv_timeout(WAIT)? {
+        Call::Response { id: got, at, body } if got == id => Ok((at, body)),
+        Call::Error(body) | Call::InitError(body) => Err(format!(
+            "the bootstrap reported an error: {}",
+            String::from_utf8_lossy(&body)
+        )
+        .into()),
+        other => Err(format!("expected the response to {id}, got {other:?}").into()),
+    }
+}
+
+/// The process's peak resident set, in kB.
+fn vm_hwm_kb(pid: u32) -> Result<u64, Error> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .ok_or("no VmHWM in /proc/<pid>/status")?;
+    Ok(line.trim().trim_end_matches("kB").trim().parse()?)
+}
+
+/// CPU time of all the process's threads, in ns (`schedstat`'s first field).
+fn cpu_ns(pid: u32) -> Result<u64, Error> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path().join("schedstat");
+        // A thread may end between the listing and the read.
+        if let Ok(text) = std::fs::read_to_string(path) {
+            total += text
+                .split_whitespace()
+                .next()
+                .ok_or("empty schedstat")?
+                .parse::<u64>()?;
+        }
+    }
+    Ok(total)
+}
+
+/// moto on a free port, stopped when dropped.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Moto {
+    fn start(moto: &Path, out: &Path) -> Result<Self, Error> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let log = std::fs::File::create(out.join("moto.log"))?;
+        let child = Command::new(moto)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("{}: {e} (bash scripts/test.sh venv)", moto.display()))?;
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err("moto did not start (target/bench/moto.log)".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(moto)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn client(endpoint: &str, region: &'static str) -> aws_sdk_dynamodb::Client {
+    use aws_sdk_dynamodb::config::{Credentials, Region};
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "bench"))
+        .region(Region::new(region))
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&sdk)
+}
+
+/// The table and the journal in every Region, and the home copies of the
+/// foreign writes (each record's old image: replication is caught up).
+async fn seed(endpoint: &str, events: &[Arc<Vec<u8>>]) -> Result<(), Error> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    for region in BATCH_REGIONS {
+        let ddb = client(endpoint, region).await;
+        for table in [TABLE, JOURNAL] {
+            let mut request = ddb
+                .create_table()
+                .table_name(table)
+                .billing_mode(BillingMode::PayPerRequest);
+            for (name, key_type) in [("pk", KeyType::Hash), ("sk", KeyType::Range)] {
+                request = request
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name(name)
+                            .key_type(key_type)
+                            .build()?,
+                    )
+                    .attribute_definitions(
+                        AttributeDefinition::builder()
+                            .attribute_name(name)
+                            .attribute_type(ScalarAttributeType::S)
+                            .build()?,
+                    );
+            }
+            request.send().await?;
+        }
+    }
+    let homes = client(endpoint, BATCH_REGIONS[1]).await;
+    for event in events {
+        let event: serde_json::Value = serde_json::from_slice(event)?;
+        for record in event["Records"].as_array().ok_or("no Records")? {
+            let old = &record["dynamodb"]["OldImage"];
+            if old["home_region"]["S"] == BATCH_REGIONS[1] {
+                let item: serde_dynamo::Item = serde_json::from_value(old.clone())?;
+                homes
+                    .put_item()
+                    .table_name(TABLE)
+                    .set_item(Some(item.into()))
+                    .send()
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How many home copies carry the resolver's stamp: every foreign write of
+/// every invocation should have been merged.
+fn check_merged(endpoint: &str, batches: &[std::ops::Range<usize>]) -> Result<usize, Error> {
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let homes = client(endpoint, BATCH_REGIONS[1]).await;
+        let mut merged = 0;
+        let mut pages = homes.scan().table_name(TABLE).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for item in page?.items() {
+                let stamp = item.get("_hw").and_then(|s| s.as_m().ok());
+                let by = stamp.and_then(|s| s.get("by")).and_then(|b| b.as_s().ok());
+                merged += usize::from(by.is_some_and(|b| b == "resolver"));
+            }
+        }
+        let expected: usize = batches
+            .iter()
+            .map(|b| b.clone().filter(|i| i % 10 == 0).count())
+            .sum();
+        if merged != expected {
+            return Err(format!("{merged} home copies merged, expected {expected}").into());
+        }
+        Ok(merged)
+    })
+}
+
+/// The resolver's pure path, as `cargo bench -p resolver --bench
+/// pure_path` times it (the same function): decode lazily, triage every
+/// record, merge the foreign writes into their old image.
+fn pure_path_ms(bytes: &str, runs: usize) -> Result<Timing, Error> {
+    let vars = [
+        ("TABLE_NAME", TABLE),
+        ("TABLE_KEY", "pk,sk"),
+        ("AWS_REGION", BATCH_REGIONS[0]),
+        ("JOURNAL_TABLE", JOURNAL),
+        ("MERGE_RULES", MERGE_RULES),
+    ];
+    let config = Config::from_lookup(
+        |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        },
+        &homeward::Registry::new(),
+    )?;
+    let once = || -> Result<usize, Error> {
+        let event: StreamEvent = serde_json::from_str(bytes)?;
+        let mut merged = 0;
+        for record in &event.records {
+            let t = triage(&config, record)?;
+            if let Class::Foreign { .. } = t.class {
+                let n = config
+                    .schema
+                    .decode(t.new.as_ref().ok_or("no new image")?)?;
+                let home_copy = config
+                    .schema
+                    .decode(t.old.as_ref().ok_or("no old image")?)?;
+                std::hint::black_box(config.merger.merge_into(home_copy, &n));
+                merged += 1;
+            }
+        }
+        Ok(merged)
+    };
+    if once()? != RECORDS / 10 {
+        return Err("the pure path did not find the foreign writes".into());
+    }
+    let mut wall = Vec::new();
+    let mut cpu = Vec::new();
+    for _ in 0..runs {
+        let (start, cpu0) = (Instant::now(), thread_cpu_ns()?);
+        std::hint::black_box(once())?;
+        cpu.push((thread_cpu_ns()? - cpu0) as f64 / 1e6);
+        wall.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(Timing {
+        wall: median(&mut wall),
+        cpu: median(&mut cpu),
+    })
+}
+
+/// Median ms of a piece of work: wall clock, and CPU time of the thread
+/// doing it (what matters on a shared machine, where the wall clock also
+/// counts waiting for a core).
+struct Timing {
+    wall: f64,
+    cpu: f64,
+}
+
+/// CPU time of the calling thread, in ns.
+fn thread_cpu_ns() -> Result<u64, Error> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat")?;
+    Ok(text
+        .split_whitespace()
+        .next()
+        .ok_or("empty schedstat")?
+        .parse()?)
+}
+
+/// `bench/python_reference.py` on the same file: its medians.
+fn python_reference_ms(args: &Args, event: &Path) -> Result<PythonResult, Error> {
+    let output = Command::new(&args.python)
+        .arg(&args.reference)
+        .arg(event)
+        .args([
+            "--runs",
+            &args.pure_runs.to_string(),
+            "--local",
+            BATCH_REGIONS[0],
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{}: {e}", args.python.display()))?;
+    if !output.status.success() {
+        return Err(format!("the Python reference failed: {}", output.status).into());
+    }
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let ms = |k: &str| -> Result<Timing, Error> {
+        let get = |m: &str| {
+            result[k][m]
+                .as_f64()
+                .ok_or(format!("no {k}.{m} in {result}"))
+        };
+        Ok(Timing {
+            wall: get("median_ms")?,
+            cpu: get("median_cpu_ms")?,
+        })
+    };
+    let foreign = result["classes"]["foreign"].as_u64();
+    if foreign != Some((RECORDS / 10) as u64) {
+        return Err(format!("the Python reference classified {result}").into());
+    }
+    let text = |k: &str| result[k].as_str().unwrap_or("?").to_owned();
+    Ok(PythonResult {
+        lean: ms("lean")?,
+        whole: ms("whole")?,
+        raw: ms("raw")?,
+        version: text("python"),
+        boto3: text("boto3"),
+    })
+}
+
+struct PythonResult {
+    lean: Timing,
+    whole: Timing,
+    raw: Timing,
+    version: String,
+    boto3: String,
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+struct Table<'a> {
+    args: &'a Args,
+    event_bytes: usize,
+    large_bytes: usize,
+    inits: Vec<Duration>,
+    /// VmHWM in kB: at the first poll, after the 1,000-record events, after
+    /// the large one.
+    hwm: Vec<u64>,
+    /// (wall, CPU) of each 1,000-record invocation.
+    runs: Vec<(Duration, Duration)>,
+    large: (Duration, Duration),
+    merged: usize,
+    size: u64,
+    rust: Timing,
+    python: PythonResult,
+}
+
+fn print_table(t: Table) {
+    let ms = |d: &Duration| d.as_secs_f64() * 1e3;
+    let mb = |bytes: usize| bytes as f64 / 1e6;
+    let mib = |kb: u64| kb as f64 / 1024.0;
+    let mut inits: Vec<f64> = t.inits.iter().map(ms).collect();
+    let init = median(&mut inits);
+    let (first, rest) = t.runs.split_first().expect("at least two invocations");
+    let mut walls: Vec<f64> = rest.iter().map(|(w, _)| ms(w)).collect();
+    let mut cpus: Vec<f64> = rest.iter().map(|(_, c)| ms(c)).collect();
+    let (wall, cpu) = (median(&mut walls), median(&mut cpus));
+    println!(
+        "\nbootstrap: {}; events: {RECORDS} records ({} bytes, 10% foreign writes) x {}, then {LARGE} records ({} bytes)",
+        t.args.bootstrap.display(),
+        t.event_bytes,
+        t.runs.len(),
+        t.large_bytes,
+    );
+    println!("| what | result |");
+    println!("|---|---|");
+    println!(
+        "| init: spawn to first poll (median of {}; min {:.1}, max {:.1}) | {init:.1} ms |",
+        inits.len(),
+        inits[0],
+        inits[inits.len() - 1]
+    );
+    println!(
+        "| peak RSS (VmHWM) after the {:.2} MB event (at the first poll {:.1} MiB; after the {:.2} MB events {:.1} MiB) | {:.1} MiB |",
+        mb(t.large_bytes),
+        mib(t.hwm[0]),
+        mb(t.event_bytes),
+        mib(t.hwm[1]),
+        mib(t.hwm[2])
+    );
+    println!(
+        "| 1,000-record invocation against moto, wall (median of {}; the first {:.0} ms) | {wall:.0} ms |",
+        rest.len(),
+        ms(&first.0)
+    );
+    println!(
+        "| the same, the bootstrap's CPU (median; the first {:.1} ms) | {cpu:.1} ms ({:.1} µs per record) |",
+        ms(&first.1),
+        cpu * 1e3 / RECORDS as f64
+    );
+    println!(
+        "| the {LARGE}-record event: wall, CPU | {:.0} ms, {:.1} ms |",
+        ms(&t.large.0),
+        ms(&t.large.1)
+    );
+    println!(
+        "| foreign writes merged into their home copy in moto (all of them) | {} |",
+        t.merged
+    );
+    println!(
+        "| bootstrap size | {} bytes ({:.2} MB) |",
+        t.size,
+        mb(t.size as usize)
+    );
+    let row = |what: &str, t: &Timing| {
+        println!("| {what} | {:.1} ms CPU ({:.1} ms wall) |", t.cpu, t.wall);
+    };
+    row(
+        &format!(
+            "pure path of the 1,000-record event, Rust, in process (median of {})",
+            t.args.pure_runs
+        ),
+        &t.rust,
+    );
+    let py = &t.python;
+    row(
+        &format!(
+            "the same in Python {} + boto3 {}: TypeDeserializer on `_hw` and the home attribute, whole images for foreign writes",
+            py.version, py.boto3
+        ),
+        &py.lean,
+    );
+    row("Python, TypeDeserializer on every image whole", &py.whole);
+    row(
+        "Python, header read from the raw dicts (no TypeDeserializer), whole images for foreign writes",
+        &py.raw,
+    );
+    println!(
+        "| Rust vs Python, CPU: header with TypeDeserializer / whole images / raw header | {:.1}x / {:.1}x / {:.1}x faster |",
+        py.lean.cpu / t.rust.cpu,
+        py.whole.cpu / t.rust.cpu,
+        py.raw.cpu / t.rust.cpu
+    );
+}
