@@ -626,16 +626,16 @@ async fn a_legacy_unstamped_item_is_adopted_by_the_first_update() {
     // change carries the update's dot.
     let dots = dotted(stamp(&raw));
     assert_eq!(dots.len(), 2, "{dots:?}");
-    assert_eq!(
-        dots[&v1.header.timed_dot().encode()],
-        names(&["rating"])
-    );
+    assert_eq!(dots[&v1.header.timed_dot().encode()], names(&["rating"]));
     let (adopted, legacy) = dots
         .iter()
         .find(|(dot, _)| dot.starts_with("unattributed:1:"))
         .expect("an adoption dot");
     assert_eq!(legacy, &names(&["genre", "plot"]));
-    assert!(adopted.ends_with(":0"), "a legacy edit's time is 0: {adopted}");
+    assert!(
+        adopted.ends_with(":0"),
+        "a legacy edit's time is 0: {adopted}"
+    );
     let live = writer.get(&east, &key).await.expect("get").expect("live");
     assert_eq!(live.value("rating"), Some(n(9)));
     assert_eq!(live.value("genre"), Some(s("drama")));
