@@ -312,12 +312,16 @@ impl<S: Store, J: Store> Resolver<S, J> {
             }
             let conflict = explanation.has_conflict() || !explanation.disjoint_windows.is_empty();
             if plan.when == When::Always || conflict {
-                journaled |= self
-                    .journal_with(
-                        self.plan_entry(key, plan, plan.actions.0, stamp.clone(), &explanation),
-                        budget,
-                    )
-                    .await?;
+                let entry =
+                    || self.plan_entry(key, plan, plan.actions.0, stamp.clone(), &explanation);
+                let fresh = self.journal_with(entry(), budget).await?;
+                journaled |= fresh;
+                // An entry an earlier attempt (or delivery) wrote before the
+                // home copy changed under it explains another merge: this
+                // one decides a concurrent edit, so its entry says how.
+                if !fresh && conflict && plan.when == When::Always {
+                    self.journal_replace(entry(), budget).await?;
+                }
             }
             tried_move |= moved.is_some();
             let put = budget
