@@ -450,7 +450,8 @@ fn pure_path_ms(bytes: &str, runs: usize) -> Result<Timing, Error> {
         &homeward::Registry::new(),
     )?;
     let once = || -> Result<usize, Error> {
-        let event: StreamEvent = serde_json::from_str(bytes)?;
+        // The bootstrap's own read: one borrowed pass (serde only as a fallback).
+        let event = StreamEvent::parse(bytes, &config)?;
         let mut merged = 0;
         for record in &event.records {
             let t = triage(&config, record)?;
