@@ -44,7 +44,7 @@ pub fn config() -> &'static Config {
 /// runtime hands it over: UTF-8 text), read by the one pass, which must read
 /// it as serde does ([`pass_agrees`]); every record through [`triage`]; the
 /// images a record needs decoded are then decoded and worked on as the
-/// resolver would ([`version_one`]).
+/// resolver would (`version_one`).
 pub fn event_one(bytes: &[u8]) {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return;
@@ -75,7 +75,7 @@ pub fn event_one(bytes: &[u8]) {
 
 /// Target `stamp`: the bytes as one item in DynamoDB JSON, through
 /// [`Schema::decode`]; a version that decodes is then merged, restamped and
-/// encoded ([`version_one`]).
+/// encoded (`version_one`).
 pub fn stamp_one(bytes: &[u8]) {
     let Ok(item) = serde_json::from_slice::<Item>(bytes) else {
         return;
