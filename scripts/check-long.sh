@@ -12,12 +12,17 @@ scale=${1:-1}
 bash scripts/test.sh venv >/dev/null
 cargo build --release -q -p homeward-sim
 sim=target/release/homeward-sim
+failed=0
 run() {
     local name=$1
     shift
     local start=$SECONDS
     echo "==> $name: homeward-sim check $*"
-    "$sim" check "$@" | tail -3
+    # Its summary, injected faults and any violation (a failing run does
+    # not stop the others).
+    "$sim" check "$@" >target/check-long.out 2>&1 || failed=1
+    grep -E "histories \(|^injected|^[0-9]+ plain writes" target/check-long.out
+    grep -E -A3 "^VIOLATION" target/check-long.out | head -40 || true
     echo "    wall $((SECONDS - start)) s"
 }
 mem=$((2500 / scale))
@@ -30,3 +35,4 @@ run "moto, 3 Regions" --histories "$moto" --regions 3 --seed 500000
 run "moto, 3 Regions, rehome always" --histories "$moto" --regions 3 --seed 600000 --rehome always
 run "moto, 5 Regions" --histories "$moto" --regions 5 --seed 700000
 run "moto, 5 Regions, rehome always" --histories "$moto" --regions 5 --seed 800000 --rehome always
+exit "$failed"

@@ -665,8 +665,19 @@ async fn run_history(
                     .await
                 }
                 Ok(None) => {
+                    // A revival: the app writes the home the item has now
+                    // (a tombstone keeps the stamp's home, which a re-home
+                    // may have moved), as an app that reads it would.
+                    let tombstone = c.read(region.as_str(), &k).await;
+                    let moved = tombstone
+                        .as_ref()
+                        .and_then(|i| {
+                            homeward::adopt::adopt(&c.schema, &c.merger.rules, i, None).ok()
+                        })
+                        .and_then(|a| a.version.home)
+                        .map(|h| h.region.to_string());
                     let mut whole = k.clone();
-                    let home = names[plan.homes[item]].to_owned();
+                    let home = moved.unwrap_or_else(|| names[plan.homes[item]].to_owned());
                     whole.insert("home_region".into(), AttributeValue::S(home));
                     whole.insert(LAST.into(), last.clone());
                     w.insert(region, whole).await

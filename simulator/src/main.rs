@@ -46,12 +46,16 @@ const USAGE: &str = "usage:
       are off unless --plain-writes says otherwise";
 
 /// The seed scenarios, built in so the demo runs from anywhere.
-const SEEDS: [(&str, &str); 5] = [
+const SEEDS: [(&str, &str); 6] = [
     ("movies", include_str!("../../scenarios/movies.json")),
     ("foo-bar", include_str!("../../scenarios/foo-bar.json")),
     ("inventory", include_str!("../../scenarios/inventory.json")),
     ("traveller", include_str!("../../scenarios/traveller.json")),
     ("failover", include_str!("../../scenarios/failover.json")),
+    (
+        "plain-writer",
+        include_str!("../../scenarios/plain-writer.json"),
+    ),
 ];
 
 struct Args {
