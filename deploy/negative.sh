@@ -11,7 +11,7 @@ trap 'rm -rf "$work"' EXIT
 sed 's/^            BatchSize: !Ref BatchSize/            BatchSizee: !Ref BatchSize/' template.yaml >"$work/events.yaml"
 # A value inside Events: that samtranslator passes through and only the
 # translated template's lint rejects.
-sed 's/^            StartingPosition: LATEST/            StartingPosition: NEWEST/' template.yaml >"$work/position.yaml"
+sed 's/^            StartingPosition: TRIM_HORIZON/            StartingPosition: OLDEST/' template.yaml >"$work/position.yaml"
 # A policy that allows every action.
 sed 's/^                Action: \[sqs:SendMessage\]/                Action: "*"/' template.yaml >"$work/star.yaml"
 
