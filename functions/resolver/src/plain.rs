@@ -63,7 +63,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
         // plain write under the same stamp): a concurrent edit to merge back.
         let overwritten: Option<Version> = match &old {
             Some(o) if o.contains_key(&c.schema.stamp_attribute) => {
-                let v = adopt(&c.schema, rules, o, None)?.version;
+                let v = self.adopted(o)?;
                 (!adopted.version.knows(&v.header.dot())).then_some(v)
             }
             _ => None,
