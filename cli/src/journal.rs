@@ -98,6 +98,42 @@ pub struct Entry {
 pub struct Explained {
     pub attribute: String,
     pub decision: String,
+    /// The dot of the version whose merge made this decision (entries
+    /// written before the resolver recorded it have none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub with: Option<String>,
+}
+
+impl Entry {
+    /// The explanation, a line per attribute; decisions that came with
+    /// merging a version in are grouped under it (named as in `versions`
+    /// when it is one of them).
+    fn explanation_text(&self) -> String {
+        let width = self
+            .explanation
+            .iter()
+            .map(|x| x.attribute.chars().count())
+            .max()
+            .unwrap_or(0);
+        let mut out = String::new();
+        let mut group: Option<&Option<String>> = None;
+        for x in &self.explanation {
+            if group != Some(&x.with) {
+                group = Some(&x.with);
+                if let Some(dot) = &x.with {
+                    let name = self
+                        .versions
+                        .iter()
+                        .find(|(_, v)| v.dot.as_ref() == Some(dot))
+                        .map_or(String::new(), |(name, _)| format!("{name} "));
+                    out.push_str(&format!("    merging in {name}{dot}:\n"));
+                }
+            }
+            let indent = if x.with.is_some() { "      " } else { "    " };
+            out.push_str(&format!("{indent}{:width$}  {}\n", x.attribute, x.decision));
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -230,6 +266,7 @@ pub fn entry(region: &str, item: &Item, full: bool, stamp_attribute: &str) -> En
                     Some(Explained {
                         attribute: get("attribute"),
                         decision: get("decision"),
+                        with: Some(get("with")).filter(|w| !w.is_empty()),
                     })
                 }
                 _ => None,
@@ -362,25 +399,82 @@ impl JournalReport {
             }
             if !e.explanation.is_empty() {
                 out.push_str("  explanation:\n");
-                let width = e
-                    .explanation
-                    .iter()
-                    .map(|x| x.attribute.chars().count())
-                    .max()
-                    .unwrap_or(0);
-                for x in &e.explanation {
-                    out.push_str(&format!(
-                        "    {:width$}  {}\n",
-                        x.attribute,
-                        x.decision,
-                        width = width
-                    ));
-                }
+                out.push_str(&e.explanation_text());
             }
             if let Some(stored) = &e.stored {
                 out.push_str(&format!("  stored: {stored}\n"));
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn explained(attribute: &str, decision: &str, with: Option<&str>) -> Explained {
+        Explained {
+            attribute: attribute.into(),
+            decision: decision.into(),
+            with: with.map(Into::into),
+        }
+    }
+
+    fn entry(explanation: Vec<Explained>) -> Entry {
+        let version = |dot: &str| VersionRef {
+            dot: Some(dot.into()),
+            written: None,
+            attributes: 3,
+        };
+        Entry {
+            region: "us-east-1".into(),
+            sk: "clobber#a#b".into(),
+            kind: "clobber".into(),
+            action: "merged".into(),
+            detected_in: "us-east-1".into(),
+            home: None,
+            regions: Vec::new(),
+            reason: None,
+            at_ms: 0,
+            at: String::new(),
+            explanation,
+            disjoint_windows: Vec::new(),
+            dropped_for_size: Vec::new(),
+            versions: BTreeMap::from([
+                ("old".to_string(), version("us-east-1:3:a")),
+                ("new".to_string(), version("us-west-2:1:b")),
+            ]),
+            other: BTreeMap::new(),
+            stored: None,
+        }
+    }
+
+    #[test]
+    fn decisions_are_grouped_under_the_version_merged_in() {
+        let e = entry(vec![
+            explained("foo", "right wins", Some("us-east-1:3:a")),
+            explained("rating", "decided by rule max", Some("us-west-2:1:b")),
+            explained("stock", "counter", Some("us-west-2:1:b")),
+            explained("bar", "left wins", Some("eu-west-1:2:c")),
+        ]);
+        assert_eq!(
+            e.explanation_text(),
+            "    merging in old us-east-1:3:a:\n      foo     right wins\n\
+             \x20   merging in new us-west-2:1:b:\n      rating  decided by rule max\n      stock   counter\n\
+             \x20   merging in eu-west-1:2:c:\n      bar     left wins\n"
+        );
+    }
+
+    #[test]
+    fn an_entry_without_steps_reads_as_before() {
+        let e = entry(vec![
+            explained("foo", "right wins", None),
+            explained("rating", "decided by rule max", None),
+        ]);
+        assert_eq!(
+            e.explanation_text(),
+            "    foo     right wins\n    rating  decided by rule max\n"
+        );
     }
 }

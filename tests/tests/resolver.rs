@@ -382,7 +382,23 @@ async fn a_conflicting_foreign_write_is_journaled_with_its_explanation() {
     let Some(AttributeValue::M(first)) = explanation.first() else {
         panic!()
     };
-    assert!(text(&Item::from(first.clone()), "decision").contains("decided by rule max"));
+    let first = Item::from(first.clone());
+    assert!(text(&first, "decision").contains("decided by rule max"));
+    // Each decision names the version whose merge made it: the foreign write.
+    let new_dot = match entries[0].get("versions") {
+        Some(AttributeValue::M(v)) => match v.get("new") {
+            Some(AttributeValue::M(new)) => match new.get("_hw") {
+                Some(AttributeValue::M(stamp)) => match stamp.get("dot") {
+                    Some(AttributeValue::S(dot)) => dot.clone(),
+                    other => panic!("no dot in the new version's stamp: {other:?}"),
+                },
+                other => panic!("no stamp in the new version: {other:?}"),
+            },
+            other => panic!("no new version: {other:?}"),
+        },
+        other => panic!("no versions: {other:?}"),
+    };
+    assert_eq!(text(&first, "with"), new_dot);
     for other in ["us-east-1", "us-west-2"] {
         c.resume("eu-west-1", other);
         c.resume(other, "eu-west-1");

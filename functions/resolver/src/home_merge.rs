@@ -12,7 +12,6 @@ use homeward::adopt::adopt;
 use homeward::classify::ClassifyError;
 use homeward::edit::{apply, try_restamp, WriteContext};
 use homeward::home::{decide, ForeignWrite, HomeChange};
-use homeward::merge::{Decision, Explanation};
 use homeward::size::{item_size, MAX_ITEM_BYTES};
 use homeward::{
     Draft, Home, PutCondition, PutResult, Region, Store, StoreError, Version, WriterKind,
@@ -20,7 +19,7 @@ use homeward::{
 use serde_dynamo::{AttributeValue, Item};
 
 use crate::calls::Budget;
-use crate::journal::Entry;
+use crate::journal::{Entry, MergeSteps};
 use crate::{now_ms, Config, RecordError, Resolver};
 
 /// How many times a merge follows an item whose home moved on.
@@ -201,17 +200,14 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     }
                 }
             }
-            let mut explanation = Explanation::default();
+            let mut explanation = MergeSteps::default();
             let mut merged: Option<Version> = base.clone();
             for version in incoming {
                 merged = Some(match merged {
                     None => (*version).clone(),
                     Some(acc) => {
                         let m = c.merger.merge_into(acc, version);
-                        explanation.attributes.extend(m.explanation.attributes);
-                        explanation
-                            .disjoint_windows
-                            .extend(m.explanation.disjoint_windows);
+                        explanation.0.push((version.header.dot(), m.explanation));
                         m.version
                     }
                 });
@@ -310,7 +306,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 let entry = self.move_entry(key, identity, m, "rehoming", &plan.versions, &stamp);
                 journaled |= self.journal_with(entry, budget).await?;
             }
-            let conflict = explanation.has_conflict() || !explanation.disjoint_windows.is_empty();
+            let conflict = explanation.has_conflict();
             if plan.when == When::Always || conflict {
                 let entry =
                     || self.plan_entry(key, plan, plan.actions.0, stamp.clone(), &explanation);
@@ -350,14 +346,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
                         self.settle_move(key, identity, now.as_ref(), budget)
                             .await?;
                     }
-                    let rules = explanation
-                        .attributes
-                        .iter()
-                        .filter_map(|(_, d)| match d {
-                            Decision::Rule { rule, .. } => Some(rule.clone()),
-                            _ => None,
-                        })
-                        .collect();
+                    let rules = explanation.rules();
                     return Ok(HomeMerge {
                         wrote: true,
                         journaled,
@@ -454,7 +443,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
         plan: &'a JournalPlan<'a>,
         action: &'static str,
         merged_stamp: Option<AttributeValue>,
-        explanation: &'a Explanation,
+        explanation: &'a MergeSteps,
     ) -> Entry<'a> {
         Entry {
             identity: plan.identity.clone(),

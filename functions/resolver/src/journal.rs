@@ -11,9 +11,10 @@
 //! fit (a merged stamp full of siblings, a long explanation) is dropped
 //! with a flag saying so, so the entry itself can always be written.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
-use homeward::merge::Explanation;
+use homeward::dot::Dot;
+use homeward::merge::{Decision, Explanation};
 use homeward::size::{item_size, value_size, MAX_ITEM_BYTES};
 use serde_dynamo::{AttributeValue, Item};
 
@@ -44,10 +45,38 @@ pub struct Entry<'a> {
     pub merged_stamp: Option<AttributeValue>,
     /// Attributes of one kind of entry (a re-home's Regions and epochs).
     pub extra: Vec<(&'static str, AttributeValue)>,
-    pub explanation: Option<&'a Explanation>,
+    pub explanation: Option<&'a MergeSteps>,
     pub reason: Option<String>,
     pub now_ms: u64,
     pub ttl_days: u64,
+}
+
+/// What a merge into the home copy decided, step by step: the dot of each
+/// version merged in, and what merging it decided. A clobber merges two
+/// versions, so the journal says which one each decision came with.
+#[derive(Debug, Clone, Default)]
+pub struct MergeSteps(pub Vec<(Dot, Explanation)>);
+
+impl MergeSteps {
+    /// Whether a rule decided concurrent edits, or two windows shared no
+    /// dot (a possible deeper fork): what makes a merge worth journaling.
+    pub fn has_conflict(&self) -> bool {
+        self.0
+            .iter()
+            .any(|(_, e)| e.has_conflict() || !e.disjoint_windows.is_empty())
+    }
+
+    /// The rules that decided concurrent edits, in the order they did.
+    pub fn rules(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .flat_map(|(_, e)| &e.attributes)
+            .filter_map(|(_, d)| match d {
+                Decision::Rule { rule, .. } => Some(rule.clone()),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// The readable text of an item key (`name=value` pairs sorted by name),
@@ -136,25 +165,34 @@ impl Entry<'_> {
         if let Some(stamp) = &self.merged_stamp {
             m.insert("merged_stamp".into(), stamp.clone());
         }
-        if let Some(explanation) = self.explanation {
-            let list = explanation
-                .attributes
+        if let Some(steps) = self.explanation {
+            let list = steps
+                .0
                 .iter()
-                .map(|(name, decision)| {
-                    AttributeValue::M(HashMap::from([
-                        ("attribute".to_string(), s(name)),
-                        ("decision".to_string(), s(&decision.to_string())),
-                    ]))
+                .flat_map(|(with, e)| {
+                    let with = with.encode();
+                    e.attributes.iter().map(move |(name, decision)| {
+                        AttributeValue::M(HashMap::from([
+                            ("attribute".to_string(), s(name)),
+                            ("decision".to_string(), s(&decision.to_string())),
+                            ("with".to_string(), s(&with)),
+                        ]))
+                    })
                 })
                 .collect();
             m.insert("explanation".into(), AttributeValue::L(list));
-            if !explanation.disjoint_windows.is_empty() {
-                let regions = explanation
-                    .disjoint_windows
-                    .iter()
-                    .map(|r| r.to_string())
-                    .collect();
-                m.insert("disjoint_windows".into(), AttributeValue::Ss(regions));
+            // A string set: each Region once, however many steps saw it.
+            let regions: BTreeSet<String> = steps
+                .0
+                .iter()
+                .flat_map(|(_, e)| &e.disjoint_windows)
+                .map(|r| r.to_string())
+                .collect();
+            if !regions.is_empty() {
+                m.insert(
+                    "disjoint_windows".into(),
+                    AttributeValue::Ss(regions.into_iter().collect()),
+                );
             }
         }
         for (name, value) in &self.extra {
@@ -256,4 +294,81 @@ fn truncate(text: &str, max: usize) -> &str {
         end -= 1;
     }
     &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use homeward::merge::Decision;
+    use homeward::Region;
+
+    fn dot(text: &str) -> Dot {
+        Dot::decode(text).unwrap()
+    }
+
+    #[test]
+    fn each_decision_names_the_version_merged_in_and_regions_appear_once() {
+        let key = Item::from(HashMap::from([(
+            "pk".to_string(),
+            AttributeValue::S("k".into()),
+        )]));
+        let step = |attribute: &str, rule: &str| Explanation {
+            attributes: vec![(
+                attribute.to_string(),
+                Decision::Rule {
+                    rule: rule.into(),
+                    edits: Vec::new(),
+                    note: None,
+                },
+            )],
+            disjoint_windows: vec![Region::parse("eu-west-1").unwrap()],
+        };
+        let steps = MergeSteps(vec![
+            (dot("us-east-1:3:a"), step("x", "max")),
+            (dot("us-west-2:1:b"), step("y", "min")),
+        ]);
+        assert!(steps.has_conflict());
+        assert_eq!(steps.rules(), ["max", "min"]);
+        let entry = Entry {
+            table: "T",
+            item_key: &key,
+            kind: "clobber",
+            identity: "us-east-1:3:a#us-west-2:1:b".into(),
+            action: "merged",
+            detected_in: "us-east-1",
+            home: None,
+            regions: Vec::new(),
+            versions: Vec::new(),
+            raw_images: Vec::new(),
+            merged_stamp: None,
+            extra: Vec::new(),
+            explanation: Some(&steps),
+            reason: None,
+            now_ms: 0,
+            ttl_days: 1,
+        };
+        let item = entry.to_item();
+        let Some(AttributeValue::L(list)) = item.get("explanation") else {
+            panic!("no explanation: {item:?}");
+        };
+        let with: Vec<_> = list
+            .iter()
+            .map(|e| match e {
+                AttributeValue::M(m) => m.get("with").cloned(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            with,
+            [
+                Some(AttributeValue::S("us-east-1:3:a".into())),
+                Some(AttributeValue::S("us-west-2:1:b".into()))
+            ]
+        );
+        // A string set holds each value once (DynamoDB refuses duplicates).
+        assert_eq!(
+            item.get("disjoint_windows"),
+            Some(&AttributeValue::Ss(vec!["eu-west-1".into()]))
+        );
+    }
 }

@@ -191,7 +191,7 @@ fn an_entry_with_a_huge_merged_stamp_still_fits_and_says_what_it_dropped() {
     let mut version = HashMap::from([("pk".to_string(), AttributeValue::S("k".into()))]);
     version.insert("blob".into(), big('w'));
     let version = Item::from(version);
-    let explanation = homeward::Explanation::default();
+    let explanation = resolver::journal::MergeSteps::default();
     let entry = Entry {
         table: "T",
         item_key: &key,
