@@ -236,7 +236,10 @@ async fn logs_carry_no_item_values_and_no_keys() {
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("key#"), "keys are named by hash: {logs}");
     assert!(logs.contains("quarantined"), "no quarantine logged: {logs}");
-    assert!(logs.contains("record failed"), "no failed record logged: {logs}");
+    assert!(
+        logs.contains("record failed"),
+        "no failed record logged: {logs}"
+    );
     assert!(!logs.contains("alice"), "a value or key leaked: {logs}");
 }
 
