@@ -176,10 +176,20 @@ fn main() -> Result<(), Error> {
     let merged = check_merged(&moto.endpoint, &batches)?;
     let large = runs.pop().expect("the large event ran");
 
-    // The pure path in process, then Python on the same file.
+    // The pure path in process and Python on the same file, in turns, so
+    // that both see the machine as it is while they run.
     let bytes = std::fs::read_to_string(&event_file)?;
-    let rust = pure_path_ms(&bytes, args.pure_runs)?;
-    let python = python_reference_ms(&args, &event_file)?;
+    let mut rust = Samples::default();
+    let mut python: Option<PythonResult> = None;
+    for _ in 0..PURE_ROUNDS {
+        rust.extend(pure_path_samples(&bytes, args.pure_runs)?);
+        let round = python_reference_samples(&args, &event_file)?;
+        match &mut python {
+            None => python = Some(round),
+            Some(p) => p.extend(round),
+        }
+    }
+    let (rust, python) = (rust.timing(), python.ok_or("no Python round ran")?);
     drop(moto);
 
     print_table(Table {
@@ -433,7 +443,7 @@ fn check_merged(endpoint: &str, batches: &[std::ops::Range<usize>]) -> Result<us
 /// The resolver's pure path, as `cargo bench -p resolver --bench
 /// pure_path` times it (the same function): decode lazily, triage every
 /// record, merge the foreign writes into their old image.
-fn pure_path_ms(bytes: &str, runs: usize) -> Result<Timing, Error> {
+fn pure_path_samples(bytes: &str, runs: usize) -> Result<Samples, Error> {
     let vars = [
         ("TABLE_NAME", TABLE),
         ("TABLE_KEY", "pk,sk"),
@@ -471,18 +481,39 @@ fn pure_path_ms(bytes: &str, runs: usize) -> Result<Timing, Error> {
     if once()? != RECORDS / 10 {
         return Err("the pure path did not find the foreign writes".into());
     }
-    let mut wall = Vec::new();
-    let mut cpu = Vec::new();
+    let mut samples = Samples::default();
     for _ in 0..runs {
         let (start, cpu0) = (Instant::now(), thread_cpu_ns()?);
         std::hint::black_box(once())?;
-        cpu.push((thread_cpu_ns()? - cpu0) as f64 / 1e6);
-        wall.push(start.elapsed().as_secs_f64() * 1e3);
+        samples.cpu.push((thread_cpu_ns()? - cpu0) as f64 / 1e6);
+        samples.wall.push(start.elapsed().as_secs_f64() * 1e3);
     }
-    Ok(Timing {
-        wall: median(&mut wall),
-        cpu: median(&mut cpu),
-    })
+    Ok(samples)
+}
+
+/// Rounds of the pure path against the Python reference (each round:
+/// `--pure-runs` runs of each); the medians are over every round's runs.
+const PURE_ROUNDS: usize = 3;
+
+/// Every run's ms of a piece of work: wall clock and the thread's CPU.
+#[derive(Default)]
+struct Samples {
+    wall: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+impl Samples {
+    fn extend(&mut self, more: Samples) {
+        self.wall.extend(more.wall);
+        self.cpu.extend(more.cpu);
+    }
+
+    fn timing(&self) -> Timing {
+        Timing {
+            wall: median(&mut self.wall.clone()),
+            cpu: median(&mut self.cpu.clone()),
+        }
+    }
 }
 
 /// Median ms of a piece of work: wall clock, and CPU time of the thread
@@ -511,7 +542,7 @@ fn thread_cpu_ns() -> Result<u64, Error> {
 }
 
 /// `bench/python_reference.py` on the same file: its medians.
-fn python_reference_ms(args: &Args, event: &Path) -> Result<PythonResult, Error> {
+fn python_reference_samples(args: &Args, event: &Path) -> Result<PythonResult, Error> {
     let output = Command::new(&args.python)
         .arg(&args.reference)
         .arg(event)
@@ -528,15 +559,16 @@ fn python_reference_ms(args: &Args, event: &Path) -> Result<PythonResult, Error>
         return Err(format!("the Python reference failed: {}", output.status).into());
     }
     let result: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    let ms = |k: &str| -> Result<Timing, Error> {
-        let get = |m: &str| {
+    let ms = |k: &str| -> Result<Samples, Error> {
+        let get = |m: &str| -> Result<Vec<f64>, Error> {
             result[k][m]
-                .as_f64()
-                .ok_or(format!("no {k}.{m} in {result}"))
+                .as_array()
+                .and_then(|a| a.iter().map(serde_json::Value::as_f64).collect())
+                .ok_or_else(|| format!("no {k}.{m} in {result}").into())
         };
-        Ok(Timing {
-            wall: get("median_ms")?,
-            cpu: get("median_cpu_ms")?,
+        Ok(Samples {
+            wall: get("wall_ms")?,
+            cpu: get("cpu_ms")?,
         })
     };
     let foreign = result["classes"]["foreign"].as_u64();
@@ -554,11 +586,19 @@ fn python_reference_ms(args: &Args, event: &Path) -> Result<PythonResult, Error>
 }
 
 struct PythonResult {
-    lean: Timing,
-    whole: Timing,
-    raw: Timing,
+    lean: Samples,
+    whole: Samples,
+    raw: Samples,
     version: String,
     boto3: String,
+}
+
+impl PythonResult {
+    fn extend(&mut self, more: PythonResult) {
+        self.lean.extend(more.lean);
+        self.whole.extend(more.whole);
+        self.raw.extend(more.raw);
+    }
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -650,28 +690,29 @@ fn print_table(t: Table) {
     };
     row(
         &format!(
-            "pure path of the 1,000-record event, Rust, in process (median of {})",
-            t.args.pure_runs
+            "pure path of the 1,000-record event, Rust, in process (median of {} runs in {PURE_ROUNDS} rounds, taking turns with Python's)",
+            t.args.pure_runs * PURE_ROUNDS
         ),
         &t.rust,
     );
     let py = &t.python;
+    let (lean, whole, raw) = (py.lean.timing(), py.whole.timing(), py.raw.timing());
     row(
         &format!(
             "the same in Python {} + boto3 {}: TypeDeserializer on `_hw` and the home attribute, whole images for foreign writes",
             py.version, py.boto3
         ),
-        &py.lean,
+        &lean,
     );
-    row("Python, TypeDeserializer on every image whole", &py.whole);
+    row("Python, TypeDeserializer on every image whole", &whole);
     row(
         "Python, header read from the raw dicts (no TypeDeserializer), whole images for foreign writes",
-        &py.raw,
+        &raw,
     );
     println!(
         "| Rust vs Python, CPU: header with TypeDeserializer / whole images / raw header | {:.1}x / {:.1}x / {:.1}x faster |",
-        py.lean.cpu / t.rust.cpu,
-        py.whole.cpu / t.rust.cpu,
-        py.raw.cpu / t.rust.cpu
+        lean.cpu / t.rust.cpu,
+        whole.cpu / t.rust.cpu,
+        raw.cpu / t.rust.cpu
     );
 }
