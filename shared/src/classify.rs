@@ -13,7 +13,9 @@ use serde_dynamo::{AttributeValue, Item};
 use crate::dot::{Dot, Region, Tick};
 use crate::error::StampError;
 use crate::home::HomeStrategy;
+use crate::stamp::StampFields;
 use crate::version::WriterKind;
+use crate::Home;
 
 /// The kind of a stream record, as the resolver acts on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,12 +115,21 @@ pub fn peek(item: &Item, stamp_attribute: &str) -> Result<Option<StampHeader>, S
         Some(AttributeValue::M(m)) => m,
         Some(_) => return Err(StampError::field(stamp_attribute, "not a map")),
     };
-    let header = crate::stamp::decode_header(stamp)?;
-    Ok(Some(StampHeader {
+    header_of(stamp).map(Some)
+}
+
+/// The header classification reads, from a stamp's fields however they are
+/// read (see [`peek`]).
+///
+/// # Errors
+/// [`StampError`] naming the malformed field.
+pub fn header_of(stamp: &impl StampFields) -> Result<StampHeader, StampError> {
+    let header = crate::stamp::decode_header_from(stamp)?;
+    Ok(StampHeader {
         dot: header.dot(),
         origin: header.origin,
         by: header.by,
-    }))
+    })
 }
 
 /// Whether the stamp in `item` knows `dot`, reading only that Region's
@@ -139,6 +150,15 @@ pub fn knows(item: &Item, stamp_attribute: &str, dot: &Dot) -> Result<bool, Stam
     let AttributeValue::S(window) = window else {
         return Err(StampError::field("k", "a window is not a string"));
     };
+    window_knows(window, dot)
+}
+
+/// Whether a known window (`k`'s text for the dot's Region) includes the
+/// dot, or has moved past it.
+///
+/// # Errors
+/// [`StampError`] when a tick of the window is malformed.
+pub fn window_knows(window: &str, dot: &Dot) -> Result<bool, StampError> {
     let mut lowest = u64::MAX;
     for entry in window.split_ascii_whitespace() {
         let tick = Tick::decode(entry)?;
@@ -150,16 +170,59 @@ pub fn knows(item: &Item, stamp_attribute: &str, dot: &Dot) -> Result<bool, Stam
     Ok(dot.tick.counter < lowest)
 }
 
+/// What classification reads of one image: an [`Item`] (whole or
+/// partial), or a cheaper view of the same fields (the resolver reads them
+/// off the event's text). Every view answers as the item would.
+pub trait Glance {
+    /// The stamp's header; `None` when the image has no stamp attribute.
+    ///
+    /// # Errors
+    /// As [`peek`].
+    fn header(&self, stamp_attribute: &str) -> Result<Option<StampHeader>, StampError>;
+    /// Whether the stamp knows `dot`.
+    ///
+    /// # Errors
+    /// As [`knows`].
+    fn knows(&self, stamp_attribute: &str, dot: &Dot) -> Result<bool, StampError>;
+    /// The image's home under `homes`.
+    ///
+    /// # Errors
+    /// As [`HomeStrategy::home_of`].
+    fn home(&self, homes: &HomeStrategy) -> Result<Option<Home>, String>;
+    /// Whether two images hold the same data, the stamp aside. A view that
+    /// cannot tell answers `true`: the record is then a [`Class::NoOp`]
+    /// for now, and the caller classifies its whole images.
+    fn same_data(&self, other: &Self, stamp_attribute: &str) -> bool;
+}
+
+impl Glance for Item {
+    fn header(&self, stamp_attribute: &str) -> Result<Option<StampHeader>, StampError> {
+        peek(self, stamp_attribute)
+    }
+
+    fn knows(&self, stamp_attribute: &str, dot: &Dot) -> Result<bool, StampError> {
+        knows(self, stamp_attribute, dot)
+    }
+
+    fn home(&self, homes: &HomeStrategy) -> Result<Option<Home>, String> {
+        homes.home_of(self)
+    }
+
+    fn same_data(&self, other: &Self, stamp_attribute: &str) -> bool {
+        same_data(self, other, stamp_attribute)
+    }
+}
+
 /// Classifies one stream record seen by the resolver of `local`.
 ///
 /// # Errors
 /// [`ClassifyError`] for a record that is malformed: it fails alone.
-pub fn classify(
+pub fn classify<G: Glance>(
     local: &Region,
     kind: EventKind,
     ttl_delete: bool,
-    new_image: Option<&Item>,
-    old_image: Option<&Item>,
+    new_image: Option<&G>,
+    old_image: Option<&G>,
     stamp_attribute: &str,
     homes: &HomeStrategy,
 ) -> Result<Class, ClassifyError> {
@@ -184,18 +247,18 @@ pub fn classify(
         _ => None,
     };
 
-    let Some(n) = peek(new, stamp_attribute).map_err(stamp_err("new"))? else {
+    let Some(n) = new.header(stamp_attribute).map_err(stamp_err("new"))? else {
         return Ok(Class::Unattributed {
             reason: "the new image has no stamp".into(),
         });
     };
     let o = match old {
-        Some(old) => peek(old, stamp_attribute).map_err(stamp_err("old"))?,
+        Some(old) => old.header(stamp_attribute).map_err(stamp_err("old"))?,
         None => None,
     };
     if let (Some(o), Some(old)) = (&o, old) {
         if o.dot == n.dot {
-            return Ok(if same_data(old, new, stamp_attribute) {
+            return Ok(if old.same_data(new, stamp_attribute) {
                 Class::NoOp
             } else {
                 Class::Unattributed {
@@ -208,7 +271,11 @@ pub fn classify(
         // A write made here reads the copy it replaces (conditionally on
         // its dot), so it knows it. One that does not is an older stamp
         // copied by a plain writer elsewhere: not a write of this Region.
-        if &n.origin == local && !knows(new, stamp_attribute, &o.dot).map_err(stamp_err("new"))? {
+        if &n.origin == local
+            && !new
+                .knows(stamp_attribute, &o.dot)
+                .map_err(stamp_err("new"))?
+        {
             return Ok(Class::Unattributed {
                 reason: format!(
                     "the stamp's dot {} does not know the version it replaced here ({}): a stale stamp",
@@ -218,15 +285,16 @@ pub fn classify(
         }
     }
     let home = || {
-        homes
-            .home_of(new)
+        new.home(homes)
             .map(|h| h.map(|h| h.region))
             .map_err(ClassifyError::Home)
     };
     if let (Some(o), Some(_)) = (&o, old) {
         if &o.origin == local
             && &n.origin != local
-            && !knows(new, stamp_attribute, &o.dot).map_err(stamp_err("new"))?
+            && !new
+                .knows(stamp_attribute, &o.dot)
+                .map_err(stamp_err("new"))?
         {
             return Ok(Class::Clobber { home: home()? });
         }

@@ -42,7 +42,8 @@ pub enum StampError {
 }
 
 impl StampError {
-    pub(crate) fn field(field: &str, reason: impl Into<String>) -> Self {
+    /// A malformed or missing stamp field, and why.
+    pub fn field(field: &str, reason: impl Into<String>) -> Self {
         StampError::Field {
             field: field.to_owned(),
             reason: reason.into(),

@@ -85,12 +85,25 @@ impl HomeStrategy {
     /// # Errors
     /// A message when the item names a home that is not a Region.
     pub fn home_of(&self, item: &Item) -> Result<Option<Home>, String> {
-        let stamped = || -> Result<Option<Home>, String> {
-            match item.get(&self.stamp_attribute) {
+        self.home_from(
+            || match item.get(&self.stamp_attribute) {
                 Some(AttributeValue::M(m)) => decode_home(m).map_err(|e| e.to_string()),
                 _ => Ok(None),
-            }
-        };
+            },
+            |name| item.get(name),
+        )
+    }
+
+    /// [`Self::home_of`], from the home the stamp records (`stamped`) and
+    /// the item's attributes by name, however they are read.
+    ///
+    /// # Errors
+    /// As [`Self::home_of`].
+    pub fn home_from<'v>(
+        &self,
+        stamped: impl FnOnce() -> Result<Option<Home>, String>,
+        attribute: impl FnOnce(&str) -> Option<&'v AttributeValue>,
+    ) -> Result<Option<Home>, String> {
         let region = |text: &str| {
             Region::parse(text)
                 .map(|r| Some(Home::new(r, 0)))
@@ -101,13 +114,13 @@ impl HomeStrategy {
                 if let Some(home) = stamped()? {
                     return Ok(Some(home));
                 }
-                match item.get(name) {
+                match attribute(name) {
                     None => Ok(None),
                     Some(AttributeValue::S(s)) => region(s),
                     Some(_) => Err(format!("home attribute `{name}` is not a string")),
                 }
             }
-            HomeSource::KeyPrefix(name) => match item.get(name) {
+            HomeSource::KeyPrefix(name) => match attribute(name) {
                 Some(AttributeValue::S(s)) => match s.split_once('#') {
                     Some((prefix, _)) => region(prefix),
                     None => Err(format!("key `{name}` = {s:?} has no `region#` prefix")),

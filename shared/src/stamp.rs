@@ -287,24 +287,28 @@ impl Schema {
     }
 }
 
-/// The header of a stamp map: who wrote the version, when, and its dot.
-///
-/// # Errors
-/// [`StampError`] naming the malformed field.
 /// The home the stamp records, if any (fields `h`, `e`, `m`).
 ///
 /// # Errors
 /// A malformed home field.
 pub fn decode_home(stamp: &HashMap<String, AttributeValue>) -> Result<Option<Home>, StampError> {
-    let (region, epoch) = match (stamp.get("h"), stamp.get("e")) {
-        (None, None) => return Ok(None),
-        (Some(_), Some(_)) => (Region::parse(string(stamp, "h")?)?, number(stamp, "e")?),
+    decode_home_from(stamp)
+}
+
+/// [`decode_home`] from a stamp's fields however they are read.
+///
+/// # Errors
+/// A malformed home field.
+pub fn decode_home_from(stamp: &impl StampFields) -> Result<Option<Home>, StampError> {
+    let (region, epoch) = match (stamp.has("h"), stamp.has("e")) {
+        (false, false) => return Ok(None),
+        (true, true) => (Region::parse(stamp.string("h")?)?, stamp.number("e")?),
         _ => return Err(StampError::field("h", "`h` and `e` come together")),
     };
     // The next move takes `e + 1`: an epoch at the cap is refused here, so
     // that it can neither wrap nor pin the home.
     crate::version::next_epoch(epoch)?;
-    let pending = match stamp.get("m") {
+    let pending = match stamp.value("m") {
         None => None,
         Some(AttributeValue::M(m)) => {
             if m.len() > MAX_REGIONS {
@@ -342,10 +346,22 @@ pub fn decode_home(stamp: &HashMap<String, AttributeValue>) -> Result<Option<Hom
     }))
 }
 
+/// The header of a stamp map: who wrote the version, when, and its dot.
+///
+/// # Errors
+/// [`StampError`] naming the malformed field.
 pub fn decode_header(stamp: &HashMap<String, AttributeValue>) -> Result<Header, StampError> {
-    let origin = Region::parse(string(stamp, "o")?)?;
-    let time_ms = number(stamp, "t")?;
-    let by = match string(stamp, "by")? {
+    decode_header_from(stamp)
+}
+
+/// [`decode_header`] from a stamp's fields however they are read.
+///
+/// # Errors
+/// [`StampError`] naming the malformed field.
+pub fn decode_header_from(stamp: &impl StampFields) -> Result<Header, StampError> {
+    let origin = Region::parse(stamp.string("o")?)?;
+    let time_ms = stamp.number("t")?;
+    let by = match stamp.string("by")? {
         "app" => WriterKind::App,
         "resolver" => WriterKind::Resolver,
         other => {
@@ -355,7 +371,7 @@ pub fn decode_header(stamp: &HashMap<String, AttributeValue>) -> Result<Header, 
             ))
         }
     };
-    let dot = crate::dot::Dot::decode(string(stamp, "dot")?).map_err(|e| e.in_field("dot"))?;
+    let dot = crate::dot::Dot::decode(stamp.string("dot")?).map_err(|e| e.in_field("dot"))?;
     if dot.region != origin {
         return Err(StampError::field("dot", "its Region differs from `o`"));
     }
@@ -539,20 +555,61 @@ fn decode_siblings(
     Ok(Register::Many { siblings, shown })
 }
 
+/// The fields of a stamp map, read where they are: the decoded map, or a
+/// reader's view of the same fields in the JSON text.
+pub trait StampFields {
+    /// Whether the field is there.
+    fn has(&self, field: &str) -> bool;
+    /// A string field.
+    ///
+    /// # Errors
+    /// When it is missing or not a string.
+    fn string(&self, field: &str) -> Result<&str, StampError>;
+    /// The text of a number field.
+    ///
+    /// # Errors
+    /// When it is missing or not a number.
+    fn number_text(&self, field: &str) -> Result<&str, StampError>;
+    /// A field whose value is read whole (`None` when missing).
+    fn value(&self, field: &str) -> Option<&AttributeValue>;
+
+    /// A whole-number field.
+    ///
+    /// # Errors
+    /// When it is missing, not a number, or not whole.
+    fn number(&self, field: &str) -> Result<u64, StampError> {
+        let n = self.number_text(field)?;
+        n.parse()
+            .map_err(|_| StampError::field(field, format!("`{n}` is not a whole number")))
+    }
+}
+
+impl StampFields for HashMap<String, AttributeValue> {
+    fn has(&self, field: &str) -> bool {
+        self.contains_key(field)
+    }
+
+    fn string(&self, field: &str) -> Result<&str, StampError> {
+        string(self, field)
+    }
+
+    fn number_text(&self, field: &str) -> Result<&str, StampError> {
+        match self.get(field) {
+            Some(AttributeValue::N(n)) => Ok(n),
+            Some(_) => Err(StampError::field(field, "not a number")),
+            None => Err(StampError::field(field, "missing")),
+        }
+    }
+
+    fn value(&self, field: &str) -> Option<&AttributeValue> {
+        self.get(field)
+    }
+}
+
 fn string<'a>(m: &'a HashMap<String, AttributeValue>, field: &str) -> Result<&'a str, StampError> {
     match m.get(field) {
         Some(AttributeValue::S(s)) => Ok(s),
         Some(_) => Err(StampError::field(field, "not a string")),
-        None => Err(StampError::field(field, "missing")),
-    }
-}
-
-fn number(m: &HashMap<String, AttributeValue>, field: &str) -> Result<u64, StampError> {
-    match m.get(field) {
-        Some(AttributeValue::N(n)) => n
-            .parse()
-            .map_err(|_| StampError::field(field, format!("`{n}` is not a whole number"))),
-        Some(_) => Err(StampError::field(field, "not a number")),
         None => Err(StampError::field(field, "missing")),
     }
 }

@@ -4,8 +4,10 @@
 //!
 //! Neither function may panic, whatever the bytes: every malformed input is
 //! an error value the resolver reports (and quarantines), never a crash.
-//! The one exception is deliberate: `event` panics when the resolver's one
-//! pass over an event reads it differently from serde (a finding).
+//! The exceptions are deliberate: `event` panics when the resolver's one
+//! pass over an event reads it differently from serde, or when triage
+//! reads a record differently through its glimpses than through its
+//! partial items (findings).
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -16,7 +18,7 @@ use homeward::{Registry, Schema, Version, WriterKind};
 use serde_dynamo::Item;
 
 use crate::event::{pass_agrees, Pick};
-use crate::{triage, Config, StreamEvent};
+use crate::{triage, triage_agrees, Config, StreamEvent};
 
 /// The fixed configuration the fuzz targets run under: the seed's Movies
 /// table, homes by the `src_region` attribute, resolver of us-east-1.
@@ -59,6 +61,10 @@ pub fn event_one(bytes: &[u8]) {
         return;
     };
     for record in &event.records {
+        assert!(
+            triage_agrees(c, record),
+            "triage reads this record differently through its glimpses"
+        );
         let Ok(triaged) = triage(c, record) else {
             continue;
         };

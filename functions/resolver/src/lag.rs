@@ -42,12 +42,19 @@ impl Written {
             return None;
         };
         match (stamp.get("o"), stamp.get("t")) {
-            (Some(AttributeValue::S(origin)), Some(AttributeValue::N(t))) => Some(Written {
-                origin: origin.clone(),
-                time_ms: t.parse().ok()?,
-            }),
+            (Some(AttributeValue::S(origin)), Some(AttributeValue::N(t))) => {
+                Self::from_text(origin, t)
+            }
             _ => None,
         }
+    }
+
+    /// From the stamp's `o` (a string) and `t` (a number's text).
+    pub fn from_text(origin: &str, time_ms: &str) -> Option<Self> {
+        Some(Written {
+            origin: origin.to_owned(),
+            time_ms: time_ms.parse().ok()?,
+        })
     }
 }
 

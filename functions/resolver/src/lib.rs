@@ -17,6 +17,7 @@ pub mod lag;
 pub mod metrics;
 mod plain;
 pub mod sdk;
+mod triage;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures_util::stream::{self, StreamExt};
-use homeward::classify::{classify, Class, EventKind};
+use homeward::classify::Class;
 use homeward::control::{Assignments, Evacuations};
 use homeward::home::{HomeSource, Trigger};
 use homeward::{PutCondition, Region, Store, StoreError};
@@ -36,6 +37,8 @@ pub use error::RecordError;
 pub use event::{StreamEvent, StreamRecord};
 use home_merge::{JournalPlan, MoveAsk, When};
 use journal::Entry;
+use triage::{full, picked};
+pub use triage::{triage, triage_agrees, Triaged};
 
 /// A record's sequence number and what became of it.
 type RecordResult = (Option<String>, Result<Outcome, RecordError>);
@@ -605,101 +608,6 @@ impl<S: Store, J: Store> Resolver<S, J> {
     fn log_key(&self, key: &Item) -> String {
         error::key_for_log(key, self.config.log_keys)
     }
-}
-
-/// A classified record, with its images decoded whole when it needs action.
-#[derive(Debug)]
-pub struct Triaged {
-    pub class: Class,
-    pub new: Option<Item>,
-    pub old: Option<Item>,
-    /// A copy replication brought here: where and when it was written
-    /// (the replication lag's sample).
-    pub copy: Option<lag::Written>,
-}
-
-/// Classifies a record from its stamps and home attribute alone (what the
-/// pass over the event picked), and decodes the whole images only when the
-/// record needs action. Pure.
-///
-/// # Errors
-/// [`RecordError`] naming what is malformed.
-pub fn triage(c: &Config, record: &StreamRecord) -> Result<Triaged, RecordError> {
-    let kind = EventKind::parse(&record.event_name)?;
-    let ttl = record.is_ttl_delete();
-    let change = &record.dynamodb;
-    let classify_with = |new: Option<&Item>, old: Option<&Item>| {
-        classify(
-            &c.region,
-            kind,
-            ttl,
-            new,
-            old,
-            &c.schema.stamp_attribute,
-            &c.homes,
-        )
-    };
-    let (new, old) = (
-        picked(c, change.new_image.as_ref(), "new")?,
-        picked(c, change.old_image.as_ref(), "old")?,
-    );
-    let class = classify_with(new.as_ref(), old.as_ref())?;
-    if matches!(
-        class,
-        Class::Replicated | Class::Echo | Class::HomeWrite | Class::TtlDelete
-    ) {
-        let copy = match (&class, &new) {
-            (Class::Replicated | Class::Echo, Some(image)) => {
-                lag::Written::of(image, &c.schema.stamp_attribute)
-            }
-            _ => None,
-        };
-        return Ok(Triaged {
-            class,
-            new: None,
-            old: None,
-            copy,
-        });
-    }
-    // This record needs action (or a closer look): decode it whole.
-    let (new, old) = (
-        full(change.new_image.as_ref(), "new")?,
-        full(change.old_image.as_ref(), "old")?,
-    );
-    let class = if class == Class::NoOp {
-        // Equal stamps: only the whole images tell a no-op from a write
-        // that left a stale stamp.
-        classify_with(new.as_ref(), old.as_ref())?
-    } else {
-        class
-    };
-    Ok(Triaged {
-        class,
-        new,
-        old,
-        copy: None,
-    })
-}
-
-/// What triage reads of an image: the stamp's header and the home
-/// attribute.
-fn picked(
-    c: &Config,
-    image: Option<&event::Image>,
-    which: &'static str,
-) -> Result<Option<Item>, RecordError> {
-    image
-        .map(|i| i.picked(c.homes.attribute().as_slice(), &c.schema.stamp_attribute))
-        .transpose()
-        .map_err(|e| RecordError::image(which, &e))
-}
-
-/// A whole image of a record, decoded.
-fn full(image: Option<&event::Image>, which: &'static str) -> Result<Option<Item>, RecordError> {
-    image
-        .map(event::Image::whole)
-        .transpose()
-        .map_err(|e| RecordError::image(which, &e))
 }
 
 /// A Lambda deadline (epoch ms) as an `Instant`. A value too small to be

@@ -26,6 +26,7 @@
 //! triage falls back on.
 
 mod envelope;
+mod glimpse;
 mod reader;
 mod serde_images;
 #[cfg(test)]
@@ -42,6 +43,7 @@ use serde_json::value::RawValue;
 use crate::Config;
 use reader::Reader;
 
+pub use glimpse::Glimpse;
 pub use serde_images::{full_image, partial_image};
 
 /// A batch of stream records; `'a` is the payload the images are slices of
