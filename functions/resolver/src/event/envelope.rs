@@ -130,12 +130,15 @@ impl<'a> Reader<'a> {
                 r.skip()
             } else if name == pick.stamp_attribute {
                 match r.attempt(|r| r.stamp(image))? {
+                    // A name twice is not the usual shape: serde decides.
+                    Some(_) if picks.stamp.is_some() => usual = false,
                     Some(fields) => picks.stamp = Some(fields),
                     None => usual = false,
                 }
                 Some(())
             } else if let Some(i) = pick.wanted.iter().position(|w| w == name) {
                 match r.found(image)? {
+                    Some(_) if picks.wanted[i].is_some() => usual = false,
                     Some(found) => picks.wanted[i] = Some(found),
                     None => usual = false,
                 }
@@ -160,6 +163,8 @@ impl<'a> Reader<'a> {
                 return None;
             }
             match STAMP_HEADER_FIELDS.iter().position(|f| *f == name) {
+                // A field twice: not the usual shape (serde decides).
+                Some(i) if fields[i].is_some() => return None,
                 Some(i) => fields[i] = Some(r.found(image)??),
                 None => r.skip()?,
             }
