@@ -569,7 +569,8 @@ async fn one_message(
         .iter()
         .map(|r| lambda_record(r, region, &batch.stream_arn))
         .collect();
-    let event = match StreamEvent::from_value(&json!({ "Records": lambda })) {
+    // Read as the function reads its payload.
+    let event = match StreamEvent::read_value(&json!({ "Records": lambda }), config) {
         Ok(e) => e,
         Err(e) => {
             return outcome.kept(format!(

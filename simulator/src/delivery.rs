@@ -481,7 +481,8 @@ impl Lane {
                 }
             }
             let records: Vec<Value> = batch.iter().map(|b| b.lambda.clone()).collect();
-            let event = StreamEvent::from_value(&json!({ "Records": records }))
+            // Read as the function reads its payload.
+            let event = StreamEvent::read_value(&json!({ "Records": records }), &resolver.config)
                 .expect("a Lambda stream event");
             let first_time = self.shard.seen.insert(batch[0].sequence.clone());
             let twice = spec.deliver_twice

@@ -317,6 +317,16 @@ impl StreamEvent<'static> {
     pub fn from_value(value: &serde_json::Value) -> Result<Self, serde_json::Error> {
         Ok(serde_json::from_str::<StreamEvent>(&value.to_string())?.into_owned())
     }
+
+    /// An event from its JSON value, read as the function reads its
+    /// payload: the one pass, picking what triage under `c` reads (so
+    /// triage reads glimpses, as it does on Lambda).
+    ///
+    /// # Errors
+    /// When the value is not a stream event.
+    pub fn read_value(value: &serde_json::Value, c: &Config) -> Result<Self, serde_json::Error> {
+        Ok(StreamEvent::parse(&value.to_string(), c)?.into_owned())
+    }
 }
 
 /// Read by serde, the images borrowed from the input and nothing picked:
