@@ -38,7 +38,7 @@ const JOURNAL: &str = "bench-journal";
 const RECORDS: usize = 1000;
 /// Records of the large event: 5.99 MB, under Lambda's 6 MB payload limit.
 const LARGE: usize = 1260;
-const MERGE_RULES: &str = r#"{"attributes":{"stock":"counter","tags":"union","rating":"max"}}"#;
+const MERGE_RULES: &str = resolver::config::STREAM_BATCH_RULES;
 const WAIT: Duration = Duration::from_secs(120);
 
 struct Args {
@@ -444,21 +444,7 @@ fn check_merged(endpoint: &str, batches: &[std::ops::Range<usize>]) -> Result<us
 /// pure_path` times it (the same function): decode lazily, triage every
 /// record, merge the foreign writes into their old image.
 fn pure_path_samples(bytes: &str, runs: usize) -> Result<Samples, Error> {
-    let vars = [
-        ("TABLE_NAME", TABLE),
-        ("TABLE_KEY", "pk,sk"),
-        ("AWS_REGION", BATCH_REGIONS[0]),
-        ("JOURNAL_TABLE", JOURNAL),
-        ("MERGE_RULES", MERGE_RULES),
-    ];
-    let config = Config::from_lookup(
-        |k| {
-            vars.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        },
-        &homeward::Registry::new(),
-    )?;
+    let config = Config::for_stream_batch(TABLE, JOURNAL);
     let once = || -> Result<usize, Error> {
         // The bootstrap's own read: one borrowed pass (serde only as a fallback).
         let event = StreamEvent::parse(bytes, &config)?;

@@ -93,25 +93,7 @@ fn bench(c: &mut Criterion) {
     let homes = HomeStrategy::default();
     let local = Region::parse("us-east-1").unwrap();
     let bytes = homeward::fixtures::stream_batch(0..1000).to_string();
-    let vars = [
-        ("TABLE_NAME", "T"),
-        ("TABLE_KEY", "pk,sk"),
-        ("AWS_REGION", "us-east-1"),
-        ("JOURNAL_TABLE", "J"),
-        (
-            "MERGE_RULES",
-            r#"{"attributes":{"stock":"counter","tags":"union","rating":"max"}}"#,
-        ),
-    ];
-    let config = Config::from_lookup(
-        |k| {
-            vars.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        },
-        &homeward::Registry::new(),
-    )
-    .unwrap();
+    let config = Config::for_stream_batch("T", "J");
     assert_eq!(pure_path(&bytes, &config), 100);
     assert_eq!(eager_path(&bytes, &merger, &schema, &homes, &local), 100);
     println!("batch: 1000 records, {:.2} MB", bytes.len() as f64 / 1e6);

@@ -83,7 +83,38 @@ pub struct Config {
     pub metrics_namespace: String,
 }
 
+/// The merge rules of `homeward::fixtures::stream_batch`'s items, as
+/// `MERGE_RULES` spells them.
+pub const STREAM_BATCH_RULES: &str =
+    r#"{"attributes":{"stock":"counter","tags":"union","rating":"max"}}"#;
+
 impl Config {
+    /// The configuration `homeward::fixtures::stream_batch`'s events are
+    /// made for (the resolver of its first Region, homes by `home_region`,
+    /// its merge rules), on `table` and `journal`: the benchmarks and their
+    /// tests read those events with it.
+    ///
+    /// # Panics
+    /// Never: the configuration is a constant one.
+    pub fn for_stream_batch(table: &str, journal: &str) -> Self {
+        let vars = [
+            ("TABLE_NAME", table),
+            ("TABLE_KEY", "pk,sk"),
+            ("AWS_REGION", homeward::fixtures::BATCH_REGIONS[0]),
+            ("JOURNAL_TABLE", journal),
+            ("MERGE_RULES", STREAM_BATCH_RULES),
+        ];
+        Self::from_lookup(
+            |k| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            },
+            &Registry::new(),
+        )
+        .expect("the stream batch's configuration is valid")
+    }
+
     /// Reads the configuration from the process environment.
     ///
     /// # Errors

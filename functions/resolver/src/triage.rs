@@ -189,25 +189,7 @@ mod tests {
 
     /// The pure_path bench's configuration: homes by `home_region`.
     fn config() -> Config {
-        let vars = [
-            ("TABLE_NAME", "T"),
-            ("TABLE_KEY", "pk,sk"),
-            ("AWS_REGION", "us-east-1"),
-            ("JOURNAL_TABLE", "J"),
-            (
-                "MERGE_RULES",
-                r#"{"attributes":{"stock":"counter","tags":"union","rating":"max"}}"#,
-            ),
-        ];
-        Config::from_lookup(
-            |k| {
-                vars.iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| (*v).to_owned())
-            },
-            &homeward::Registry::new(),
-        )
-        .unwrap()
+        Config::for_stream_batch("T", "J")
     }
 
     /// Each record of `event`: whether its images have glimpses, and that
