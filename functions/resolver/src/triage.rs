@@ -56,47 +56,39 @@ fn triage_reading(
             &c.homes,
         )
     }
-    let quick = |class: &Class| {
-        matches!(
-            class,
-            Class::Replicated | Class::Echo | Class::HomeWrite | Class::TtlDelete
-        )
+    // The lag is sampled from copies replication brought here.
+    let sampled = |class: &Class| matches!(class, Class::Replicated | Class::Echo);
+    let glimpsed = if glimpses {
+        glimpse(c, change.new_image.as_ref()).zip(glimpse(c, change.old_image.as_ref()))
+    } else {
+        None
     };
-    let glimpsed = match (
-        glimpses,
-        glimpse(c, change.new_image.as_ref()),
-        glimpse(c, change.old_image.as_ref()),
-    ) {
-        (true, Some(new), Some(old)) => Some((new, old)),
-        _ => None,
-    };
-    let class = if let Some((new, old)) = glimpsed {
+    let (class, copy) = if let Some((new, old)) = glimpsed {
         let class = classify_with(c, kind, ttl, new.as_ref(), old.as_ref())?;
-        if quick(&class) {
-            let copy = match (&class, &new) {
-                (Class::Replicated | Class::Echo, Some(image)) => image.written(),
-                _ => None,
-            };
-            return Ok(Triaged::quick(class, copy));
-        }
-        class
+        let copy = new.filter(|_| sampled(&class)).and_then(|n| n.written());
+        (class, copy)
     } else {
         let (new, old) = (
             picked(c, change.new_image.as_ref(), "new")?,
             picked(c, change.old_image.as_ref(), "old")?,
         );
         let class = classify_with(c, kind, ttl, new.as_ref(), old.as_ref())?;
-        if quick(&class) {
-            let copy = match (&class, &new) {
-                (Class::Replicated | Class::Echo, Some(image)) => {
-                    lag::Written::of(image, &c.schema.stamp_attribute)
-                }
-                _ => None,
-            };
-            return Ok(Triaged::quick(class, copy));
-        }
-        class
+        let copy = new
+            .filter(|_| sampled(&class))
+            .and_then(|n| lag::Written::of(&n, &c.schema.stamp_attribute));
+        (class, copy)
     };
+    if matches!(
+        class,
+        Class::Replicated | Class::Echo | Class::HomeWrite | Class::TtlDelete
+    ) {
+        return Ok(Triaged {
+            class,
+            new: None,
+            old: None,
+            copy,
+        });
+    }
     // This record needs action (or a closer look): decode it whole.
     let (new, old) = (
         full(change.new_image.as_ref(), "new")?,
@@ -115,18 +107,6 @@ fn triage_reading(
         old,
         copy: None,
     })
-}
-
-impl Triaged {
-    /// A record that needs nothing beyond its class (and lag sample).
-    fn quick(class: Class, copy: Option<lag::Written>) -> Self {
-        Triaged {
-            class,
-            new: None,
-            old: None,
-            copy,
-        }
-    }
 }
 
 /// Whether triage reads `record` alike through glimpses and through
