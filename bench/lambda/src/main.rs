@@ -31,6 +31,11 @@ use homeward::fixtures::BATCH_REGIONS;
 use resolver::{triage, Config, StreamEvent};
 use runtime_api::{Call, Invocation, RuntimeApi};
 
+/// The bootstrap's allocator (functions/resolver/src/main.rs), for the
+/// pure path timed in process.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const TABLE: &str = "bench-items";

@@ -12,6 +12,10 @@ use homeward::home::HomeStrategy;
 use homeward::{Merger, Region, Schema};
 use resolver::{triage, Config, StreamEvent};
 
+/// The bootstrap's allocator (functions/resolver/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The resolver's own pure path: read the event in one pass (images stay
 /// slices of it; the stamp headers and homes are picked on the way), triage
 /// every record (classify from what was picked; whole images only for

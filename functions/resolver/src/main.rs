@@ -7,6 +7,11 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use resolver::{deadline_from_epoch_ms, Config, Resolver, StreamEvent};
 use serde_json::value::RawValue;
 
+/// mimalloc rather than glibc's malloc: the pure path allocates and frees
+/// many small strings and maps (bench/README.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Error> {
     // Before any thread exists: it may set SSL_CERT_FILE.
     resolver::sdk::prefer_cert_bundle();
