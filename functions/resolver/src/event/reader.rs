@@ -351,7 +351,11 @@ impl<'a> Reader<'a> {
                             return None;
                         }
                         (open, depth) = (open << 1, depth + 1);
-                        continue;
+                        // Strings in a row (string sets, most of a stamp's
+                        // `d`) read here; anything else the loop reads.
+                        if !self.strings_in_a_row()? {
+                            continue;
+                        }
                     }
                 }
                 b't' => self.literal(b"true")?,
@@ -384,6 +388,25 @@ impl<'a> Reader<'a> {
                 (open, depth) = (open >> 1, depth - 1);
             }
         }
+    }
+
+    /// Within an array: past the strings that come next, each with the
+    /// `,` after it. Whether the array's last read value was one of them
+    /// (the reader is then past it); `false` when the next value is
+    /// something else, for the caller to read.
+    #[inline(always)]
+    fn strings_in_a_row(&mut self) -> Option<bool> {
+        while self.peek() == Some(b'"') {
+            self.at += 1;
+            self.string_body()?;
+            self.ws();
+            if self.peek() != Some(b',') {
+                return Some(true);
+            }
+            self.at += 1;
+            self.ws();
+        }
+        Some(false)
     }
 
     /// The members of the object whose `{` is next, each handed to `each`
