@@ -288,11 +288,8 @@ impl<'a> Reader<'a> {
     pub(super) fn skip(&mut self) -> Option<()> {
         // Most values of an image, `{"S":"..."}` and `{"N":"..."}`, read
         // here without a call (the general walk below reads them alike).
-        let head = self.bytes.get(self.at..).and_then(<[u8]>::first_chunk::<6>);
-        if let Some([b'{', b'"', b'A'..=b'Z', b'"', b':', b'"']) = head {
-            let start = self.at;
-            self.at += 6;
-            self.string_body()?;
+        let start = self.at;
+        if self.tagged_string()? {
             if self.peek() == Some(b'}') {
                 self.at += 1;
                 return Some(());
@@ -300,6 +297,19 @@ impl<'a> Reader<'a> {
             self.at = start;
         }
         self.skip_within(MAX_DEPTH)
+    }
+
+    /// Past `{"<tag>":"<string>` when that comes next (a one-letter type
+    /// tag, no whitespace): whether it did; the object is left open.
+    #[inline(always)]
+    fn tagged_string(&mut self) -> Option<bool> {
+        let head = self.bytes.get(self.at..).and_then(<[u8]>::first_chunk::<6>);
+        if let Some([b'{', b'"', b'A'..=b'Z', b'"', b':', b'"']) = head {
+            self.at += 6;
+            self.string_body()?;
+            return Some(true);
+        }
+        Some(false)
     }
 
     fn skip_within(&mut self, max_depth: u32) -> Option<()> {
@@ -317,13 +327,10 @@ impl<'a> Reader<'a> {
                     if depth == max_depth {
                         return None;
                     }
-                    let head = self.bytes.get(self.at..).and_then(<[u8]>::first_chunk::<6>);
-                    if let Some([b'{', b'"', b'A'..=b'Z', b'"', b':', b'"']) = head {
+                    if self.tagged_string()? {
                         // Most values of an image, `{"S":"..."}`, read
                         // straight through; the object stays open if more
                         // follows.
-                        self.at += 6;
-                        self.string_body()?;
                         if self.peek() == Some(b'}') {
                             self.at += 1;
                         } else {
