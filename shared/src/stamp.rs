@@ -183,20 +183,8 @@ impl Schema {
                     format!("`{region}` is not a string"),
                 ));
             };
-            let field = format!("k.{region}");
-            let mut window = BTreeSet::new();
-            for (i, tick) in text.split_ascii_whitespace().enumerate() {
-                if i >= MAX_WINDOW_TICKS {
-                    return Err(cap("MAX_WINDOW_TICKS", &field, MAX_WINDOW_TICKS));
-                }
-                window.insert(Tick::decode(tick).map_err(|e| e.in_field(&field))?);
-            }
-            let mut distinct: Vec<u64> = window.iter().map(|t| t.counter).collect();
-            distinct.dedup();
-            if distinct.len() > MAX_WINDOW {
-                return Err(cap("MAX_WINDOW", &field, MAX_WINDOW));
-            }
-            known.insert(Region::parse(region)?, window);
+            let (region, window) = decode_window(region, text)?;
+            known.insert(region, window);
         }
 
         let mut counters = BTreeMap::new();
@@ -473,7 +461,32 @@ fn encode_counter(counter: &Counter) -> HashMap<String, AttributeValue> {
         .collect()
 }
 
-fn decode_counter(attribute: &str, value: &AttributeValue) -> Result<Counter, StampError> {
+/// One Region's window of `k`: the Region and its known dots.
+///
+/// # Errors
+/// A malformed tick or Region, or a window over its caps.
+pub fn decode_window(region: &str, text: &str) -> Result<(Region, BTreeSet<Tick>), StampError> {
+    let field = || format!("k.{region}");
+    let mut window = BTreeSet::new();
+    for (i, tick) in text.split_ascii_whitespace().enumerate() {
+        if i >= MAX_WINDOW_TICKS {
+            return Err(cap("MAX_WINDOW_TICKS", &field(), MAX_WINDOW_TICKS));
+        }
+        window.insert(Tick::decode(tick).map_err(|e| e.in_field(&field()))?);
+    }
+    let mut distinct: Vec<u64> = window.iter().map(|t| t.counter).collect();
+    distinct.dedup();
+    if distinct.len() > MAX_WINDOW {
+        return Err(cap("MAX_WINDOW", &field(), MAX_WINDOW));
+    }
+    Ok((Region::parse(region)?, window))
+}
+
+/// One counter attribute's contributions (its entry in `c`).
+///
+/// # Errors
+/// A malformed contribution, or one over its caps.
+pub fn decode_counter(attribute: &str, value: &AttributeValue) -> Result<Counter, StampError> {
     let field = format!("c.{attribute}");
     let AttributeValue::M(per_region) = value else {
         return Err(StampError::field(&field, "not a map"));

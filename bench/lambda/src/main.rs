@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use homeward::classify::Class;
 use homeward::fixtures::BATCH_REGIONS;
-use resolver::{triage, Config, StreamEvent};
+use resolver::{triage, version_of, Config, StreamEvent};
 use runtime_api::{Call, Invocation, RuntimeApi};
 
 /// The bootstrap's allocator (functions/resolver/src/main.rs), for the
@@ -446,8 +446,9 @@ fn check_merged(endpoint: &str, batches: &[std::ops::Range<usize>]) -> Result<us
 }
 
 /// The resolver's pure path, as `cargo bench -p resolver --bench
-/// pure_path` times it (the same function): decode lazily, triage every
-/// record, merge the foreign writes into their old image.
+/// pure_path` times it (the same function): read the event in one pass,
+/// triage every record, read the foreign writes' images as versions and
+/// merge each into its old image.
 fn pure_path_samples(bytes: &str, runs: usize) -> Result<Samples, Error> {
     let config = Config::for_stream_batch(TABLE, JOURNAL);
     let once = || -> Result<usize, Error> {
@@ -457,12 +458,11 @@ fn pure_path_samples(bytes: &str, runs: usize) -> Result<Samples, Error> {
         for record in &event.records {
             let t = triage(&config, record)?;
             if let Class::Foreign { .. } = t.class {
-                let n = config
-                    .schema
-                    .decode(t.new.as_ref().ok_or("no new image")?)?;
-                let home_copy = config
-                    .schema
-                    .decode(t.old.as_ref().ok_or("no old image")?)?;
+                let change = &record.dynamodb;
+                let n =
+                    version_of(&config, change.new_image.as_ref(), "new")?.ok_or("no new image")?;
+                let home_copy =
+                    version_of(&config, change.old_image.as_ref(), "old")?.ok_or("no old image")?;
                 std::hint::black_box(config.merger.merge_into(home_copy, &n));
                 merged += 1;
             }

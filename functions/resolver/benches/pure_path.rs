@@ -10,7 +10,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use homeward::classify::{classify, Class, EventKind};
 use homeward::home::HomeStrategy;
 use homeward::{Merger, Region, Schema};
-use resolver::{triage, Config, StreamEvent};
+use resolver::{triage, version_of, Config, StreamEvent};
 
 /// The bootstrap's allocator (functions/resolver/src/main.rs).
 #[global_allocator]
@@ -18,18 +18,23 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The resolver's own pure path: read the event in one pass (images stay
 /// slices of it; the stamp headers and homes are picked on the way), triage
-/// every record (classify from what was picked; whole images only for
-/// records that need action), merge the foreign writes (the old image
-/// stands in for the home copy the real resolver reads from DynamoDB).
-/// Returns how many merged.
+/// every record (classify from what was picked), read the foreign writes'
+/// images as versions (`version_of`, as the resolver does) and merge them
+/// (the old image stands in for the home copy the real resolver reads from
+/// DynamoDB, or guesses from that same image). Returns how many merged.
 fn pure_path(bytes: &str, config: &Config) -> usize {
     let event = StreamEvent::parse(bytes, config).unwrap();
     let mut merged = 0;
     for record in &event.records {
         let t = triage(config, record).unwrap();
         if let Class::Foreign { .. } = t.class {
-            let n = config.schema.decode(t.new.as_ref().unwrap()).unwrap();
-            let home_copy = config.schema.decode(t.old.as_ref().unwrap()).unwrap();
+            let change = &record.dynamodb;
+            let n = version_of(config, change.new_image.as_ref(), "new")
+                .unwrap()
+                .unwrap();
+            let home_copy = version_of(config, change.old_image.as_ref(), "old")
+                .unwrap()
+                .unwrap();
             black_box(config.merger.merge_into(home_copy, &n));
             merged += 1;
         }
@@ -162,7 +167,7 @@ fn bench(c: &mut Criterion) {
         let action: Vec<_> = ev
             .records
             .iter()
-            .filter(|r| triage(&config, r).unwrap().new.is_some())
+            .filter(|r| matches!(triage(&config, r).unwrap().class, Class::Foreign { .. }))
             .flat_map(|r| [&r.dynamodb.new_image, &r.dynamodb.old_image])
             .map(|i| i.as_ref().unwrap())
             .collect();
@@ -187,18 +192,29 @@ fn bench(c: &mut Criterion) {
                 }
             })
         });
-        let foreign: Vec<_> = ev
-            .records
-            .iter()
-            .map(|r| triage(&config, r).unwrap())
-            .filter(|t| matches!(t.class, Class::Foreign { .. }))
-            .collect();
-        g.bench_function("probe: decoding and merging the foreign writes", |b| {
+        g.bench_function("probe: the same as versions, from their text", |b| {
             b.iter(|| {
-                for t in &foreign {
-                    let n = config.schema.decode(t.new.as_ref().unwrap()).unwrap();
-                    let home_copy = config.schema.decode(t.old.as_ref().unwrap()).unwrap();
-                    black_box(config.merger.merge_into(home_copy, &n));
+                for image in &action {
+                    black_box(image.version(&config.schema).unwrap());
+                }
+            })
+        });
+        let items: Vec<_> = action.iter().map(|i| i.whole().unwrap()).collect();
+        g.bench_function("probe: the same decoded from their items", |b| {
+            b.iter(|| {
+                for item in &items {
+                    black_box(config.schema.decode(item).unwrap());
+                }
+            })
+        });
+        let versions: Vec<_> = action
+            .iter()
+            .map(|i| i.version(&config.schema).unwrap())
+            .collect();
+        g.bench_function("probe: merging the foreign writes", |b| {
+            b.iter(|| {
+                for pair in versions.chunks(2) {
+                    black_box(config.merger.merge_into(pair[1].clone(), &pair[0]));
                 }
             })
         });

@@ -12,13 +12,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+use homeward::classify::Class;
 use homeward::edit::WriteContext;
 use homeward::home::{decide, ForeignWrite, Trigger};
 use homeward::{Registry, Schema, Version, WriterKind};
 use serde_dynamo::Item;
 
-use crate::event::{pass_agrees, Pick};
-use crate::{triage, triage_agrees, Config, StreamEvent};
+use crate::event::{pass_agrees, version_agrees, Pick};
+use crate::{triage, triage_agrees, version_of, Config, StreamEvent};
 
 /// The fixed configuration the fuzz targets run under: the seed's Movies
 /// table, homes by the `src_region` attribute, resolver of us-east-1.
@@ -65,11 +66,27 @@ pub fn event_one(bytes: &[u8]) {
             triage_agrees(c, record),
             "triage reads this record differently through its glimpses"
         );
+        let change = &record.dynamodb;
+        for image in [&change.new_image, &change.old_image].into_iter().flatten() {
+            assert!(
+                version_agrees(image, &c.schema),
+                "an image reads as another version from its text than from its item"
+            );
+        }
         let Ok(triaged) = triage(c, record) else {
             continue;
         };
-        let new = triaged.new.as_ref().and_then(|i| c.schema.decode(i).ok());
-        let old = triaged.old.as_ref().and_then(|i| c.schema.decode(i).ok());
+        let (new, old) = if let Class::Foreign { .. } = triaged.class {
+            // A foreign write's versions, as the resolver reads them.
+            let read = |image, which| version_of(c, image, which).ok().flatten();
+            (
+                read(change.new_image.as_ref(), "new"),
+                read(change.old_image.as_ref(), "old"),
+            )
+        } else {
+            let decode = |item: &Option<Item>| item.as_ref().and_then(|i| c.schema.decode(i).ok());
+            (decode(&triaged.new), decode(&triaged.old))
+        };
         if let Some(v) = &new {
             version_one(v, old.as_ref());
         }

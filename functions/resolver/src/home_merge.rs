@@ -17,8 +17,10 @@ use homeward::{
     Draft, Home, PutCondition, PutResult, Region, Store, StoreError, Version, WriterKind,
 };
 use serde_dynamo::{AttributeValue, Item};
+use std::sync::OnceLock;
 
 use crate::calls::Budget;
+use crate::event::Image;
 use crate::journal::{Entry, MergeSteps};
 use crate::{now_ms, Config, RecordError, Resolver};
 
@@ -50,7 +52,7 @@ pub(crate) struct JournalPlan<'a> {
     pub kind: &'static str,
     pub identity: String,
     pub regions: Vec<String>,
-    pub versions: Vec<(&'static str, &'a Item)>,
+    pub versions: Kept<'a>,
     pub home: Region,
     pub when: When,
     /// The action when the merge is written, and when it was already there.
@@ -59,6 +61,47 @@ pub(crate) struct JournalPlan<'a> {
     pub move_identity: Option<String>,
     /// Why the record was journaled, when the kind does not say it all.
     pub reason: Option<String>,
+}
+
+/// The versions a journal entry keeps, as items: at hand, or a record's
+/// images, read whole when an entry first needs them (a foreign write
+/// merged without a conflict is never read whole).
+pub(crate) enum Kept<'a> {
+    Items(Vec<(&'static str, &'a Item)>),
+    Images(
+        Vec<(&'static str, &'a Image<'a>)>,
+        OnceLock<Vec<(&'static str, Item)>>,
+    ),
+}
+
+impl<'a> Kept<'a> {
+    pub fn images(images: impl IntoIterator<Item = (&'static str, &'a Image<'a>)>) -> Self {
+        Kept::Images(images.into_iter().collect(), OnceLock::new())
+    }
+
+    /// The versions as items.
+    fn items(&self) -> Result<Vec<(&'static str, &Item)>, RecordError> {
+        match self {
+            Kept::Items(items) => Ok(items.clone()),
+            Kept::Images(images, read) => {
+                let items = match read.get() {
+                    Some(items) => items,
+                    None => {
+                        let items = images
+                            .iter()
+                            .map(|(name, image)| {
+                                let item =
+                                    image.whole().map_err(|e| RecordError::image(name, &e))?;
+                                Ok((*name, item))
+                            })
+                            .collect::<Result<Vec<_>, RecordError>>()?;
+                        read.get_or_init(|| items)
+                    }
+                };
+                Ok(items.iter().map(|(name, item)| (*name, item)).collect())
+            }
+        }
+    }
 }
 
 /// The result of a merge into the home copy.
@@ -266,9 +309,10 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     continue;
                 }
                 if plan.when == When::Always {
+                    let versions = (plan.actions.1, plan.versions.items()?);
                     journaled |= self
                         .journal_with(
-                            self.plan_entry(key, plan, plan.actions.1, None, &explanation),
+                            self.plan_entry(key, plan, versions, None, &explanation),
                             budget,
                         )
                         .await?;
@@ -303,13 +347,22 @@ impl<S: Store, J: Store> Resolver<S, J> {
             // and settled ("rehomed" or "superseded") once the write's
             // outcome is known: racing Regions may both try to move.
             if let (Some(m), Some(identity)) = (&moved, &plan.move_identity) {
-                let entry = self.move_entry(key, identity, m, "rehoming", &plan.versions, &stamp);
+                let versions = plan.versions.items()?;
+                let entry = self.move_entry(key, identity, m, "rehoming", &versions, &stamp);
                 journaled |= self.journal_with(entry, budget).await?;
             }
             let conflict = explanation.has_conflict();
             if plan.when == When::Always || conflict {
-                let entry =
-                    || self.plan_entry(key, plan, plan.actions.0, stamp.clone(), &explanation);
+                let versions = plan.versions.items()?;
+                let entry = || {
+                    self.plan_entry(
+                        key,
+                        plan,
+                        (plan.actions.0, versions.clone()),
+                        stamp.clone(),
+                        &explanation,
+                    )
+                };
                 let fresh = self.journal_with(entry(), budget).await?;
                 journaled |= fresh;
                 // An entry an earlier attempt (or delivery) wrote before the
@@ -335,8 +388,8 @@ impl<S: Store, J: Store> Resolver<S, J> {
             match put {
                 Ok(()) => {
                     if let (Some(m), Some(identity)) = (&moved, &plan.move_identity) {
-                        let entry =
-                            self.move_entry(key, identity, m, "rehomed", &plan.versions, &stamp);
+                        let versions = plan.versions.items()?;
+                        let entry = self.move_entry(key, identity, m, "rehomed", &versions, &stamp);
                         self.journal_replace(entry, budget).await?;
                         let (from, to, why) = m;
                         tracing::info!(key = %self.log_key(key), from = %from.region, to = %to.region, epoch = to.epoch, why, "re-homed");
@@ -441,7 +494,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
         &'a self,
         key: &'a Item,
         plan: &'a JournalPlan<'a>,
-        action: &'static str,
+        (action, versions): (&'static str, Vec<(&'static str, &'a Item)>),
         merged_stamp: Option<AttributeValue>,
         explanation: &'a MergeSteps,
     ) -> Entry<'a> {
@@ -449,7 +502,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
             identity: plan.identity.clone(),
             action,
             regions: plan.regions.clone(),
-            versions: plan.versions.clone(),
+            versions,
             merged_stamp,
             explanation: Some(explanation),
             reason: plan.reason.clone(),

@@ -35,10 +35,10 @@ use calls::{Budget, CallStats};
 pub use config::{Action, Config};
 pub use error::RecordError;
 pub use event::{StreamEvent, StreamRecord};
-use home_merge::{JournalPlan, MoveAsk, When};
+use home_merge::{JournalPlan, Kept, MoveAsk, When};
 use journal::Entry;
 use triage::{full, picked};
-pub use triage::{triage, triage_agrees, Triaged};
+pub use triage::{triage, triage_agrees, version_of, Triaged};
 
 /// A record's sequence number and what became of it.
 type RecordResult = (Option<String>, Result<Outcome, RecordError>);
@@ -172,22 +172,13 @@ impl<S: Store, J: Store> Resolver<S, J> {
             (None, s) => s,
         };
         match home {
-            Some(h) if h.region != c.region => {
-                // A foreign write needs its images whole.
-                let (new, old) = match triaged.new {
-                    Some(new) => (new, triaged.old),
-                    None => (
-                        full(record.dynamodb.new_image.as_ref(), "new")?.unwrap_or_default(),
-                        full(record.dynamodb.old_image.as_ref(), "old")?,
-                    ),
-                };
-                Ok(Triaged {
-                    class: Class::Foreign { home: h.region },
-                    new: Some(new),
-                    old,
-                    copy: None,
-                })
-            }
+            // A foreign write's versions are read from its images.
+            Some(h) if h.region != c.region => Ok(Triaged {
+                class: Class::Foreign { home: h.region },
+                new: None,
+                old: None,
+                copy: None,
+            }),
             _ => Ok(Triaged {
                 class: Class::HomeWrite,
                 ..triaged
@@ -440,7 +431,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
                         lost.header.origin.to_string(),
                         winner.header.origin.to_string(),
                     ],
-                    versions: vec![("old", &old), ("new", &new)],
+                    versions: Kept::Items(vec![("old", &old), ("new", &new)]),
                     home: home.unwrap_or_else(|| c.region.clone()),
                     when: When::Always,
                     actions: ("merged", "already-merged"),
@@ -464,11 +455,17 @@ impl<S: Store, J: Store> Resolver<S, J> {
                 })
             }
             Class::Foreign { home } => {
-                let new = new.unwrap_or_default();
-                let version = self.adopted(&new)?;
+                // Its images are read as versions, and whole (as items)
+                // only when a journal entry keeps them.
+                let (new_image, old_image) = (change.new_image.as_ref(), change.old_image.as_ref());
+                let version = match version_of(c, new_image, "new")? {
+                    Some(version) => version,
+                    None => self.adopted(&Item::default())?,
+                };
                 let identity = version.header.dot().encode();
                 let regions = vec![version.header.origin.to_string(), home.to_string()];
                 if c.action == Action::JournalOnly {
+                    let new = full(new_image, "new")?.unwrap_or_default();
                     let journaled = self
                         .journal_with(
                             Entry {
@@ -488,7 +485,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     });
                 }
                 // What this Region held before: likely the home copy too.
-                let presumed = old.as_ref().and_then(|o| self.adopted(o).ok());
+                let presumed = version_of(c, old_image, "old").ok().flatten();
                 let reject = c.action == Action::Reject;
                 let ask = self.moves_homes().then(|| MoveAsk {
                     seen: c.homes.home_of_version(&version).ok().flatten(),
@@ -503,7 +500,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
                     reason: None,
                     identity,
                     regions,
-                    versions: vec![("new", &new)],
+                    versions: Kept::images(new_image.map(|image| ("new", image))),
                     home: home.clone(),
                     when: if reject {
                         When::Always

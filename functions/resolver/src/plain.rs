@@ -8,7 +8,7 @@ use homeward::{Store, Version};
 use serde_dynamo::Item;
 
 use crate::calls::Budget;
-use crate::home_merge::{JournalPlan, When};
+use crate::home_merge::{JournalPlan, Kept, When};
 use crate::journal::Entry;
 use crate::{Action, Outcome, RecordError, Resolver};
 
@@ -88,7 +88,7 @@ impl<S: Store, J: Store> Resolver<S, J> {
             kind: "unattributed",
             identity,
             regions,
-            versions,
+            versions: Kept::Items(versions),
             home: home.clone(),
             when: if c.journal_unattributed {
                 When::Always

@@ -2,12 +2,16 @@
 //! the home attribute the pass over the event picked, and the whole images
 //! of the records that need action. Pure.
 
+use homeward::adopt::adopt;
 use homeward::classify::{classify, Class, ClassifyError, EventKind, Glance};
+use homeward::Version;
 use serde_dynamo::Item;
 
 use crate::{event, lag, Config, RecordError, StreamRecord};
 
-/// A classified record, with its images decoded whole when it needs action.
+/// A classified record, with its images decoded whole when its action
+/// reads them as items. A foreign write's are not: the resolver reads its
+/// versions straight from the images ([`version_of`]).
 #[derive(Debug)]
 pub struct Triaged {
     pub class: Class,
@@ -80,7 +84,11 @@ fn triage_reading(
     };
     if matches!(
         class,
-        Class::Replicated | Class::Echo | Class::HomeWrite | Class::TtlDelete
+        Class::Replicated
+            | Class::Echo
+            | Class::HomeWrite
+            | Class::TtlDelete
+            | Class::Foreign { .. }
     ) {
         return Ok(Triaged {
             class,
@@ -107,6 +115,31 @@ fn triage_reading(
         old,
         copy: None,
     })
+}
+
+/// The version an image holds, as the resolver merges it: read straight
+/// from the image's text when it is in the usual shape and its stamp
+/// accounts for every attribute ([`event::Image::version`]), else decoded
+/// from its whole item, with what a plain writer changed taken in
+/// (`adopt`). `None` without the image.
+///
+/// # Errors
+/// [`RecordError`] naming what is malformed.
+pub fn version_of(
+    c: &Config,
+    image: Option<&event::Image>,
+    which: &'static str,
+) -> Result<Option<Version>, RecordError> {
+    let Some(image) = image else {
+        return Ok(None);
+    };
+    if let Some(version) = image.version(&c.schema) {
+        return Ok(Some(version));
+    }
+    let item = image.whole().map_err(|e| RecordError::image(which, &e))?;
+    Ok(Some(
+        adopt(&c.schema, &c.merger.rules, &item, None)?.version,
+    ))
 }
 
 /// Whether triage reads `record` alike through glimpses and through

@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use super::reader::Reader;
 use super::{
-    Change, Found, Image, Kind, Pick, Picks, StreamEvent, StreamRecord, MAX_WANTED,
-    STAMP_HEADER_FIELDS,
+    header_field, Change, Found, Image, Kind, Pick, Picks, StreamEvent, StreamRecord, MAX_WANTED,
 };
 
 fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
@@ -83,7 +82,13 @@ impl<'a> Reader<'a> {
                 let sequence = if r.null() { None } else { Some(r.string()?) };
                 once(&mut sequence_number, sequence)
             }
-            ("ApproximateCreationDateTime", false) => once(&mut time, r.decoded()?),
+            ("ApproximateCreationDateTime", false) => {
+                let seconds = match r.whole_seconds() {
+                    Some(seconds) => Some(seconds),
+                    None => r.decoded()?,
+                };
+                once(&mut time, seconds)
+            }
             (_, false) => r.skip(),
             (_, true) => None,
         })?;
@@ -162,7 +167,7 @@ impl<'a> Reader<'a> {
             if escaped {
                 return None;
             }
-            match STAMP_HEADER_FIELDS.iter().position(|f| *f == name) {
+            match header_field(name) {
                 // A field twice: not the usual shape (serde decides).
                 Some(i) if fields[i].is_some() => return None,
                 Some(i) => fields[i] = Some(r.found(image)??),

@@ -17,7 +17,7 @@ use homeward::{Dot, Home, StampError};
 use serde_dynamo::AttributeValue;
 
 use super::reader::Reader;
-use super::{Found, Image, Kind, STAMP_HEADER_FIELDS};
+use super::{header_field, Found, Image, Kind};
 use crate::lag;
 
 /// An image's picked fields, unbuilt.
@@ -108,7 +108,7 @@ struct Header<'g, 'a>(&'g Glimpse<'a>, &'a [Option<Found>; 7]);
 
 impl Header<'_, '_> {
     fn found(&self, field: &str) -> Option<Found> {
-        let i = STAMP_HEADER_FIELDS.iter().position(|f| *f == field)?;
+        let i = header_field(field)?;
         self.1[i]
     }
 

@@ -31,6 +31,7 @@ mod reader;
 mod serde_images;
 #[cfg(test)]
 mod tests;
+mod version;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -45,6 +46,7 @@ use reader::Reader;
 
 pub use glimpse::Glimpse;
 pub use serde_images::{full_image, partial_image};
+pub use version::version_agrees;
 
 /// A batch of stream records; `'a` is the payload the images are slices of
 /// (`'static` for an event that owns them).
@@ -120,6 +122,21 @@ impl Pick {
 /// The stamp fields classification reads; the per-attribute dots, sibling
 /// values and counters (most of a stamp) are skipped.
 const STAMP_HEADER_FIELDS: [&str; 7] = ["o", "t", "by", "dot", "k", "h", "e"];
+
+/// Where `name` is in [`STAMP_HEADER_FIELDS`]: a match, not a search, as
+/// the pass asks it of every field of every stamp.
+fn header_field(name: &str) -> Option<usize> {
+    match name {
+        "o" => Some(0),
+        "t" => Some(1),
+        "by" => Some(2),
+        "dot" => Some(3),
+        "k" => Some(4),
+        "h" => Some(5),
+        "e" => Some(6),
+        _ => None,
+    }
+}
 
 /// An item of these attributes. (`Item::from` would build the map again.)
 fn item_of(attributes: HashMap<String, AttributeValue>) -> Item {

@@ -270,6 +270,25 @@ impl<'a> Reader<'a> {
         Some(())
     }
 
+    /// A number that is a whole number of at most 15 digits (as a stream
+    /// record's `ApproximateCreationDateTime` is): its value, exact in an
+    /// `f64` as serde reads it. `None`, and the reader unmoved, for any
+    /// other value (serde reads it then).
+    pub(super) fn whole_seconds(&mut self) -> Option<f64> {
+        let start = self.at;
+        let digits = self.digits();
+        let ends = !matches!(self.peek(), Some(b'.' | b'e' | b'E'));
+        let leading_zero = digits > 1 && self.bytes[start] == b'0';
+        if digits == 0 || digits > 15 || !ends || leading_zero {
+            self.at = start;
+            return None;
+        }
+        let value = self.text[start..self.at].parse::<u64>().ok()?;
+        // Exact: 15 digits are below 2^53.
+        #[allow(clippy::cast_precision_loss)]
+        Some(value as f64)
+    }
+
     /// A member's name and the `:` after it; whether the name has escapes.
     #[inline(always)]
     pub(super) fn name(&mut self) -> Option<(&'a str, bool)> {

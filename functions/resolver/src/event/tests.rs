@@ -138,6 +138,16 @@ fn what_the_pass_does_not_read_is_read_as_serde_reads_it() {
         event(r#""ApproximateCreationDateTime":"1""#),
         event(r#""ApproximateCreationDateTime":1e999"#),
         event(r#""ApproximateCreationDateTime":-0.0e+1"#),
+        // Whole seconds read without serde, and what they leave to it.
+        event(r#""ApproximateCreationDateTime":1764000000"#),
+        event(r#""ApproximateCreationDateTime":0"#),
+        event(r#""ApproximateCreationDateTime":-0"#),
+        event(r#""ApproximateCreationDateTime":00"#),
+        event(r#""ApproximateCreationDateTime":999999999999999"#),
+        event(r#""ApproximateCreationDateTime":9007199254740993"#),
+        event(r#""ApproximateCreationDateTime":1764000000e0"#),
+        event(r#""ApproximateCreationDateTime":1764000000 "#),
+        event(r#""ApproximateCreationDateTime":1764000000x"#),
         event(r#""NewI\u006dage":{}"#),
         event(r#""NewImage":{},"NewImage":{}"#),
         event(r#""NewImage":nul"#),
@@ -248,4 +258,14 @@ fn owned_events_keep_what_was_picked() {
     assert_eq!(from_value.records.len(), 1);
     let lambda: aws_lambda_events::event::dynamodb::Event = serde_json::from_str(&text).unwrap();
     assert_eq!(StreamEvent::from_lambda(&lambda).unwrap().records.len(), 1);
+}
+
+#[test]
+fn header_fields_are_found_where_the_list_has_them() {
+    for (i, name) in STAMP_HEADER_FIELDS.iter().enumerate() {
+        assert_eq!(super::header_field(name), Some(i), "{name}");
+    }
+    for other in ["", "d", "c", "m", "s", "O", "dots", "b"] {
+        assert_eq!(super::header_field(other), None, "{other}");
+    }
 }
