@@ -7,8 +7,10 @@
 #   FUZZ_JOBS=2 bash scripts/fuzz.sh                 parallel workers per target
 #
 # Targets (fuzz/fuzz_targets/, both calling resolver::fuzzing):
-#   event   bytes -> StreamEvent (serde_json) -> triage() per record -> decode
-#           the images -> merge, restamp, encode
+#   event   bytes -> StreamEvent (the one pass, checked against serde_json)
+#           -> every image read as a version from its text and from its
+#           item (they must agree) -> triage() per record -> the versions
+#           -> merge, restamp, encode
 #   stamp   bytes -> DynamoDB JSON item -> Schema::decode -> merge, restamp,
 #           encode, decode again
 # Built with debug assertions (so integer overflow panics, as wrapping would

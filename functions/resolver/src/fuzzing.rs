@@ -45,9 +45,10 @@ pub fn config() -> &'static Config {
 
 /// Target `event`: the bytes as a DynamoDB stream event (JSON, as the Lambda
 /// runtime hands it over: UTF-8 text), read by the one pass, which must read
-/// it as serde does ([`pass_agrees`]); every record through [`triage`]; the
-/// images a record needs decoded are then decoded and worked on as the
-/// resolver would (`version_one`).
+/// it as serde does ([`pass_agrees`]); every image read as a version from
+/// its text as from its item ([`version_agrees`]); every record through
+/// [`triage`]; the versions a record needs are then read as the resolver
+/// reads them and worked on as it would (`version_one`).
 pub fn event_one(bytes: &[u8]) {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return;

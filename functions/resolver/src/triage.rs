@@ -1,6 +1,7 @@
 //! Triage: what a record is (its class), read from the stamp headers and
 //! the home attribute the pass over the event picked, and the whole images
-//! of the records that need action. Pure.
+//! of the records whose action reads items; a foreign write's versions are
+//! read straight from its images ([`version_of`]). Pure.
 
 use homeward::adopt::adopt;
 use homeward::classify::{classify, Class, ClassifyError, EventKind, Glance};
@@ -24,7 +25,7 @@ pub struct Triaged {
 
 /// Classifies a record from its stamps and home attribute alone (what the
 /// pass over the event picked), and decodes the whole images only when the
-/// record needs action. Pure.
+/// record's action reads them as items (not a foreign write's). Pure.
 ///
 /// # Errors
 /// [`RecordError`] naming what is malformed.

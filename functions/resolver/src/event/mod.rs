@@ -5,9 +5,10 @@
 //! stay slices of the payload, and the pass that splits the event into
 //! records also notes in each image where the values classification reads
 //! are: the stamp's header fields and the home attribute ([`Pick`]). Triage
-//! builds its partial images from those alone ([`Image::picked`]); a record
-//! that needs action decodes its images whole ([`Image::whole`]), and the
-//! others are never read again.
+//! builds its partial images from those alone ([`Image::picked`]); a
+//! foreign write's images are read straight to versions ([`Image::version`]),
+//! the other records that need action decode their images whole
+//! ([`Image::whole`]), and the rest are never read again.
 //!
 //! The pass reads the event as DynamoDB Streams and Lambda write it: names
 //! without escapes, attribute values in their usual shapes. It never guesses
@@ -21,9 +22,11 @@
 //! types and their API (and [`pass_agrees`]); `reader` is the one pass's
 //! validating JSON reader (strings, numbers, skipping, attribute values),
 //! `envelope` the pass over the event itself (records, changes, and where
-//! in each image the picked values are), and `serde_images` the serde
+//! in each image the picked values are), `serde_images` the serde
 //! readers of an image's text ([`full_image`], [`partial_image`]) that
-//! triage falls back on.
+//! triage falls back on, and `version` the reader of an image's text
+//! straight to a version (checked against the item's decode by
+//! [`version_agrees`]).
 
 mod envelope;
 mod glimpse;

@@ -152,6 +152,12 @@ fn read_version(text: &str, schema: &Schema) -> Option<Version> {
     // The dotted attributes, sorted by name like `attributes`: one walk
     // down both finds each value, and the map is built from sorted pairs.
     let dots = stamp.dots.as_deref().unwrap_or_default();
+    // A dot twice in `d`: the item keeps the last (serde decides).
+    let mut dot_texts: Vec<&str> = dots.iter().map(|(at, _)| *at).collect();
+    dot_texts.sort_unstable();
+    if dot_texts.windows(2).any(|w| w[0] == w[1]) {
+        return None;
+    }
     let mut dotted: Vec<(&str, usize)> = Vec::with_capacity(attributes.len());
     for (i, (_, names)) in dots.iter().enumerate() {
         dotted.extend(names.iter().map(|name| (*name, i)));
@@ -479,6 +485,16 @@ mod tests {
             (r#""attr_02":"#, r#""attr_0\u0032":"#),
             (r#""attr_02":"#, r#""attr_03":{"N":"1"},"attr_02":"#),
             (r#""dot":"#, r#""o":{"S":"us-east-1"},"dot":"#),
+            // A key attribute twice: the item keeps the second value.
+            (
+                r#""pk":{"S":"customer#000000"},"sk":{"S":"profile"},"stock""#,
+                r#""pk":{"S":"other"},"pk":{"S":"customer#000000"},"sk":{"S":"profile"},"stock""#,
+            ),
+            // A dot twice in `d`: the item keeps the second list.
+            (
+                r#""us-east-1:1:3uw:1764000005000":{"SS":["attr_01"]}"#,
+                r#""us-east-1:1:3uw:1764000005000":{"SS":["attr_01"]},"us-east-1:1:3uw:1764000005000":{"SS":["attr_99"]}"#,
+            ),
         ] {
             assert!(text.contains(from), "{from}");
             let changed = text.replacen(from, to, 1);
