@@ -1,6 +1,6 @@
 """The resolver's pure path as a Python Lambda user would write it.
 
-    python bench/python_reference.py EVENT.json [--runs 30] [--local us-east-1]
+    python bench/python_reference.py EVENT.json [--runs 30] [--local us-east-1] [--serve]
 
 Parses the stream event JSON, reads the stamp header (`_hw`) and the home
 attribute of each record's images with boto3's TypeDeserializer, classifies
@@ -23,12 +23,17 @@ Three variants, each timed over the same event:
 Prints one JSON object: per variant the median and min wall ms, the
 median CPU ms of the thread (time.thread_time: what counts on a shared
 machine) and every run's wall and CPU ms, and the class counts.
+
+With --serve it runs one variant per line of standard input instead (its
+name), answering each with a line of JSON: the harness
+(scripts/bench-lambda.sh) takes turns with it one run at a time.
 """
 
 import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from collections import Counter
 
@@ -228,35 +233,64 @@ def whole(text, local):
     return classes
 
 
-def timed(path, local, runs):
-    with open(path) as f:
-        text = f.read()
-    results = {}
+VARIANTS = {"lean": lean, "whole": whole, "raw": raw}
+
+
+def checked_classes(text, local):
+    """Each variant once (a warm-up), and the classes they all find."""
     classes = None
-    for name, variant in (("lean", lean), ("whole", whole), ("raw", raw)):
-        found = variant(text, local)  # warm-up, and the answer to check
+    for variant in VARIANTS.values():
+        found = variant(text, local)
         if classes is not None and found != classes:
             raise SystemExit(f"the variants disagree: {classes} vs {found}")
         classes = found
-        wall, cpu = [], []
-        for _ in range(runs):
-            start, start_cpu = time.perf_counter(), time.thread_time()
-            variant(text, local)
-            cpu.append((time.thread_time() - start_cpu) * 1e3)
-            wall.append((time.perf_counter() - start) * 1e3)
-        results[name] = {
-            "median_ms": statistics.median(wall),
-            "min_ms": min(wall),
-            "median_cpu_ms": statistics.median(cpu),
-            "wall_ms": wall,
-            "cpu_ms": cpu,
-        }
+    return classes
+
+
+def run_once(variant, text, local):
+    """One run: its CPU ms (of this thread) and wall ms."""
+    start, start_cpu = time.perf_counter(), time.thread_time()
+    variant(text, local)
+    cpu = (time.thread_time() - start_cpu) * 1e3
+    return cpu, (time.perf_counter() - start) * 1e3
+
+
+def about(classes):
     return {
         "python": platform.python_version(),
         "boto3": boto3.__version__,
         "classes": dict(classes),
-        **results,
     }
+
+
+def timed(path, local, runs):
+    with open(path) as f:
+        text = f.read()
+    classes = checked_classes(text, local)
+    results = {}
+    for name, variant in VARIANTS.items():
+        cpu, wall = zip(*(run_once(variant, text, local) for _ in range(runs)))
+        results[name] = {
+            "median_ms": statistics.median(wall),
+            "min_ms": min(wall),
+            "median_cpu_ms": statistics.median(cpu),
+            "wall_ms": list(wall),
+            "cpu_ms": list(cpu),
+        }
+    return {**about(classes), **results}
+
+
+def serve(path, local):
+    """One run per line of standard input, naming a variant, each answered
+    on standard output with a line of JSON (`cpu_ms`, `wall_ms`), after a
+    first line with the versions and the classes: so that a harness can
+    take turns with Python one run at a time."""
+    with open(path) as f:
+        text = f.read()
+    print(json.dumps(about(checked_classes(text, local))), flush=True)
+    for line in sys.stdin:
+        cpu, wall = run_once(VARIANTS[line.strip()], text, local)
+        print(json.dumps({"cpu_ms": cpu, "wall_ms": wall}), flush=True)
 
 
 def main():
@@ -266,8 +300,16 @@ def main():
     parser.add_argument(
         "--local", default="us-east-1", help="the Region whose stream this is"
     )
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="run the variant each line of standard input names, one at a time",
+    )
     args = parser.parse_args()
-    print(json.dumps(timed(args.event, args.local, args.runs)))
+    if args.serve:
+        serve(args.event, args.local)
+    else:
+        print(json.dumps(timed(args.event, args.local, args.runs)))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@
 
 mod runtime_api;
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
@@ -68,7 +69,7 @@ fn args() -> Result<Args, Error> {
         out: "target/bench".into(),
         cold_starts: 10,
         invocations: 6,
-        pure_runs: 30,
+        pure_runs: 90,
         env: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -181,20 +182,10 @@ fn main() -> Result<(), Error> {
     let merged = check_merged(&moto.endpoint, &batches)?;
     let large = runs.pop().expect("the large event ran");
 
-    // The pure path in process and Python on the same file, in turns, so
-    // that both see the machine as it is while they run.
+    // The pure path in process and Python on the same file, one run each
+    // in turn, so that both see the machine as it is while they run.
     let bytes = std::fs::read_to_string(&event_file)?;
-    let mut rust = Samples::default();
-    let mut python: Option<PythonResult> = None;
-    for _ in 0..PURE_ROUNDS {
-        rust.extend(pure_path_samples(&bytes, args.pure_runs)?);
-        let round = python_reference_samples(&args, &event_file)?;
-        match &mut python {
-            None => python = Some(round),
-            Some(p) => p.extend(round),
-        }
-    }
-    let (rust, python) = (rust.timing(), python.ok_or("no Python round ran")?);
+    let pure = paired_samples(&args, &event_file, &bytes)?;
     drop(moto);
 
     print_table(Table {
@@ -207,8 +198,7 @@ fn main() -> Result<(), Error> {
         large,
         merged,
         size,
-        rust,
-        python,
+        pure,
     });
     Ok(())
 }
@@ -448,43 +438,109 @@ fn check_merged(endpoint: &str, batches: &[std::ops::Range<usize>]) -> Result<us
 /// The resolver's pure path, as `cargo bench -p resolver --bench
 /// pure_path` times it (the same function): read the event in one pass,
 /// triage every record, read the foreign writes' images as versions and
-/// merge each into its old image.
-fn pure_path_samples(bytes: &str, runs: usize) -> Result<Samples, Error> {
-    let config = Config::for_stream_batch(TABLE, JOURNAL);
-    let once = || -> Result<usize, Error> {
-        // The bootstrap's own read: one borrowed pass (serde only as a fallback).
-        let event = StreamEvent::parse(bytes, &config)?;
-        let mut merged = 0;
-        for record in &event.records {
-            let t = triage(&config, record)?;
-            if let Class::Foreign { .. } = t.class {
-                let change = &record.dynamodb;
-                let n =
-                    version_of(&config, change.new_image.as_ref(), "new")?.ok_or("no new image")?;
-                let home_copy =
-                    version_of(&config, change.old_image.as_ref(), "old")?.ok_or("no old image")?;
-                std::hint::black_box(config.merger.merge_into(home_copy, &n));
-                merged += 1;
-            }
+/// merge each into its old image. How many merged.
+fn pure_path_once(bytes: &str, config: &Config) -> Result<usize, Error> {
+    // The bootstrap's own read: one borrowed pass (serde only as a fallback).
+    let event = StreamEvent::parse(bytes, config)?;
+    let mut merged = 0;
+    for record in &event.records {
+        let t = triage(config, record)?;
+        if let Class::Foreign { .. } = t.class {
+            let change = &record.dynamodb;
+            let n = version_of(config, change.new_image.as_ref(), "new")?.ok_or("no new image")?;
+            let home_copy =
+                version_of(config, change.old_image.as_ref(), "old")?.ok_or("no old image")?;
+            std::hint::black_box(config.merger.merge_into(home_copy, &n));
+            merged += 1;
         }
-        Ok(merged)
-    };
-    if once()? != RECORDS / 10 {
-        return Err("the pure path did not find the foreign writes".into());
     }
-    let mut samples = Samples::default();
-    for _ in 0..runs {
-        let (start, cpu0) = (Instant::now(), thread_cpu_ns()?);
-        std::hint::black_box(once())?;
-        samples.cpu.push((thread_cpu_ns()? - cpu0) as f64 / 1e6);
-        samples.wall.push(start.elapsed().as_secs_f64() * 1e3);
-    }
-    Ok(samples)
+    Ok(merged)
 }
 
-/// Rounds of the pure path against the Python reference (each round:
-/// `--pure-runs` runs of each); the medians are over every round's runs.
-const PURE_ROUNDS: usize = 3;
+/// The pure path in process and `bench/python_reference.py`'s three
+/// variants on the same file, in `--pure-runs` turns (Python serves runs
+/// over a pipe: `--serve`). Each turn: one run of each Python variant, then
+/// the Rust pure path back to back for as long as Python's lean run took.
+/// Both sides so sample the machine over the same stretch of time (its
+/// speed moves within seconds on this shared machine), each warm as it is
+/// in a loop of its own. The first Rust run of each turn, after Python's
+/// runs have filled the caches with their own data, is kept apart: the
+/// pure path cold.
+fn paired_samples(args: &Args, event: &Path, bytes: &str) -> Result<PureSamples, Error> {
+    let config = Config::for_stream_batch(TABLE, JOURNAL);
+    if pure_path_once(bytes, &config)? != RECORDS / 10 {
+        return Err("the pure path did not find the foreign writes".into());
+    }
+    let mut python = Command::new(&args.python)
+        .arg(&args.reference)
+        .arg(event)
+        .args(["--local", BATCH_REGIONS[0], "--serve"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", args.python.display()))?;
+    let mut to = python.stdin.take().ok_or("no pipe to Python")?;
+    let mut from = BufReader::new(python.stdout.take().ok_or("no pipe from Python")?).lines();
+    let mut answer = move || -> Result<serde_json::Value, Error> {
+        let line = from.next().ok_or("the Python reference stopped")??;
+        Ok(serde_json::from_str(&line)?)
+    };
+    let about = answer()?;
+    if about["classes"]["foreign"].as_u64() != Some((RECORDS / 10) as u64) {
+        return Err(format!("the Python reference classified {about}").into());
+    }
+    let text = |k: &str| about[k].as_str().unwrap_or("?").to_owned();
+    let mut out = PureSamples {
+        warm: Samples::default(),
+        cold: Samples::default(),
+        python: PythonResult {
+            lean: Samples::default(),
+            whole: Samples::default(),
+            raw: Samples::default(),
+            version: text("python"),
+            boto3: text("boto3"),
+        },
+    };
+    let py = &mut out.python;
+    for _ in 0..args.pure_runs {
+        for (variant, samples) in [
+            ("lean", &mut py.lean),
+            ("whole", &mut py.whole),
+            ("raw", &mut py.raw),
+        ] {
+            writeln!(to, "{variant}")?;
+            to.flush()?;
+            let run = answer()?;
+            let ms = |k: &str| run[k].as_f64().ok_or_else(|| format!("no {k} in {run}"));
+            samples.cpu.push(ms("cpu_ms")?);
+            samples.wall.push(ms("wall_ms")?);
+        }
+        let lean_ms = py.lean.wall.last().copied().unwrap_or_default();
+        let turn = Instant::now();
+        let mut first = true;
+        while first || turn.elapsed().as_secs_f64() * 1e3 < lean_ms {
+            let (start, cpu0) = (Instant::now(), thread_cpu_ns()?);
+            std::hint::black_box(pure_path_once(bytes, &config))?;
+            let cpu_ms = (thread_cpu_ns()? - cpu0) as f64 / 1e6;
+            let samples = if first { &mut out.cold } else { &mut out.warm };
+            samples.push(cpu_ms, start);
+            first = false;
+        }
+    }
+    drop(to);
+    python.wait()?;
+    Ok(out)
+}
+
+/// What [`paired_samples`] measured.
+struct PureSamples {
+    /// The Rust pure path back to back (all but each turn's first run).
+    warm: Samples,
+    /// Each turn's first Rust run, right after Python's.
+    cold: Samples,
+    python: PythonResult,
+}
 
 /// Every run's ms of a piece of work: wall clock and the thread's CPU.
 #[derive(Default)]
@@ -494,9 +550,10 @@ struct Samples {
 }
 
 impl Samples {
-    fn extend(&mut self, more: Samples) {
-        self.wall.extend(more.wall);
-        self.cpu.extend(more.cpu);
+    /// A run that took `cpu_ms` of CPU and started at `start`.
+    fn push(&mut self, cpu_ms: f64, start: Instant) {
+        self.cpu.push(cpu_ms);
+        self.wall.push(start.elapsed().as_secs_f64() * 1e3);
     }
 
     fn timing(&self) -> Timing {
@@ -532,64 +589,12 @@ fn thread_cpu_ns() -> Result<u64, Error> {
     Ok(u64::try_from(now.tv_sec)? * 1_000_000_000 + u64::try_from(now.tv_nsec)?)
 }
 
-/// `bench/python_reference.py` on the same file: its medians.
-fn python_reference_samples(args: &Args, event: &Path) -> Result<PythonResult, Error> {
-    let output = Command::new(&args.python)
-        .arg(&args.reference)
-        .arg(event)
-        .args([
-            "--runs",
-            &args.pure_runs.to_string(),
-            "--local",
-            BATCH_REGIONS[0],
-        ])
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("{}: {e}", args.python.display()))?;
-    if !output.status.success() {
-        return Err(format!("the Python reference failed: {}", output.status).into());
-    }
-    let result: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    let ms = |k: &str| -> Result<Samples, Error> {
-        let get = |m: &str| -> Result<Vec<f64>, Error> {
-            result[k][m]
-                .as_array()
-                .and_then(|a| a.iter().map(serde_json::Value::as_f64).collect())
-                .ok_or_else(|| format!("no {k}.{m} in {result}").into())
-        };
-        Ok(Samples {
-            wall: get("wall_ms")?,
-            cpu: get("cpu_ms")?,
-        })
-    };
-    let foreign = result["classes"]["foreign"].as_u64();
-    if foreign != Some((RECORDS / 10) as u64) {
-        return Err(format!("the Python reference classified {result}").into());
-    }
-    let text = |k: &str| result[k].as_str().unwrap_or("?").to_owned();
-    Ok(PythonResult {
-        lean: ms("lean")?,
-        whole: ms("whole")?,
-        raw: ms("raw")?,
-        version: text("python"),
-        boto3: text("boto3"),
-    })
-}
-
 struct PythonResult {
     lean: Samples,
     whole: Samples,
     raw: Samples,
     version: String,
     boto3: String,
-}
-
-impl PythonResult {
-    fn extend(&mut self, more: PythonResult) {
-        self.lean.extend(more.lean);
-        self.whole.extend(more.whole);
-        self.raw.extend(more.raw);
-    }
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -615,8 +620,7 @@ struct Table<'a> {
     large: (Duration, Duration),
     merged: usize,
     size: u64,
-    rust: Timing,
-    python: PythonResult,
+    pure: PureSamples,
 }
 
 fn print_table(t: Table) {
@@ -679,19 +683,23 @@ fn print_table(t: Table) {
     let row = |what: &str, t: &Timing| {
         println!("| {what} | {:.1} ms CPU ({:.1} ms wall) |", t.cpu, t.wall);
     };
+    let (rust, cold) = (t.pure.warm.timing(), t.pure.cold.timing());
     row(
         &format!(
-            "pure path of the 1,000-record event, Rust, in process (median of {} runs in {PURE_ROUNDS} rounds, taking turns with Python's)",
-            t.args.pure_runs * PURE_ROUNDS
+            "pure path of the 1,000-record event, Rust, in process, back to back (median of {} runs in {} turns; each turn after one run of each Python variant, as long as its lean run)",
+            t.pure.warm.cpu.len(),
+            t.args.pure_runs
         ),
-        &t.rust,
+        &rust,
     );
-    let py = &t.python;
+    let py = &t.pure.python;
     let (lean, whole, raw) = (py.lean.timing(), py.whole.timing(), py.raw.timing());
     row(
         &format!(
-            "the same in Python {} + boto3 {}: TypeDeserializer on `_hw` and the home attribute, whole images for foreign writes",
-            py.version, py.boto3
+            "the same in Python {} + boto3 {}: TypeDeserializer on `_hw` and the home attribute, whole images for foreign writes (median of {})",
+            py.version,
+            py.boto3,
+            py.lean.cpu.len()
         ),
         &lean,
     );
@@ -702,8 +710,16 @@ fn print_table(t: Table) {
     );
     println!(
         "| Rust vs Python, CPU: header with TypeDeserializer / whole images / raw header | {:.1}x / {:.1}x / {:.1}x faster |",
-        lean.cpu / t.rust.cpu,
-        whole.cpu / t.rust.cpu,
-        raw.cpu / t.rust.cpu
+        lean.cpu / rust.cpu,
+        whole.cpu / rust.cpu,
+        raw.cpu / rust.cpu
+    );
+    row(
+        "the pure path cold: each turn's first Rust run, right after Python's runs",
+        &cold,
+    );
+    println!(
+        "| Python's lean run against the cold Rust run, CPU | {:.1}x faster |",
+        lean.cpu / cold.cpu
     );
 }
