@@ -103,29 +103,37 @@ fn windows<'a>(value: &'a str, mut each: impl FnMut(&'a str, &'a str)) -> Option
     r.end()
 }
 
-/// The stamp's header fields, as the map would answer for them.
-struct Header<'g, 'a>(&'g Glimpse<'a>, &'a [Option<Found>; 7]);
+/// A stamp's header fields read from an image's text.
+pub(super) trait HeaderText {
+    /// A field's kind and its text (`None` for a text out of the image);
+    /// `None` when the field is missing.
+    fn field(&self, name: &str) -> Option<(Kind, Option<&str>)>;
+}
 
-impl Header<'_, '_> {
-    fn found(&self, field: &str) -> Option<Found> {
-        let i = header_field(field)?;
-        self.1[i]
+impl<T: HeaderText> HeaderText for &T {
+    fn field(&self, name: &str) -> Option<(Kind, Option<&str>)> {
+        (**self).field(name)
     }
+}
 
+/// Header fields read from text, answering as the stamp's map would.
+pub(super) struct Fields<T>(pub(super) T);
+
+impl<T: HeaderText> Fields<T> {
     fn kind(&self, field: &str, kind: Kind, not: &'static str) -> Result<&str, StampError> {
-        match self.found(field) {
-            Some(f) if f.kind == kind => f
-                .text(self.0.text)
-                .ok_or_else(|| StampError::field(field, "out of the image")),
+        match self.0.field(field) {
+            Some((k, text)) if k == kind => {
+                text.ok_or_else(|| StampError::field(field, "out of the image"))
+            }
             Some(_) => Err(StampError::field(field, not)),
             None => Err(StampError::field(field, "missing")),
         }
     }
 }
 
-impl StampFields for Header<'_, '_> {
+impl<T: HeaderText> StampFields for Fields<T> {
     fn has(&self, field: &str) -> bool {
-        self.found(field).is_some()
+        self.0.field(field).is_some()
     }
 
     fn string(&self, field: &str) -> Result<&str, StampError> {
@@ -136,16 +144,33 @@ impl StampFields for Header<'_, '_> {
         self.kind(field, Kind::N, "not a number")
     }
 
-    /// Only the header fields are picked (`m`, pending moves, is not): as
-    /// in the partial item, any other field is missing.
+    /// Only the header fields are read from the text (not `m`, pending
+    /// moves): any other field is missing, as in the partial item. (An
+    /// image whose stamp has `m` is not read to a version from its text.)
     fn value(&self, _field: &str) -> Option<&AttributeValue> {
         None
     }
 }
 
+/// The stamp's header fields where the pass found them.
+struct Header<'g, 'a>(&'g Glimpse<'a>, &'a [Option<Found>; 7]);
+
+impl Header<'_, '_> {
+    fn found(&self, field: &str) -> Option<Found> {
+        let i = header_field(field)?;
+        self.1[i]
+    }
+}
+
+impl HeaderText for Header<'_, '_> {
+    fn field(&self, name: &str) -> Option<(Kind, Option<&str>)> {
+        self.found(name).map(|f| (f.kind, f.text(self.0.text)))
+    }
+}
+
 impl<'a> Glimpse<'a> {
-    fn header_fields(&self) -> Option<Header<'_, 'a>> {
-        self.stamp.map(|fields| Header(self, fields))
+    fn header_fields(&self) -> Option<Fields<Header<'_, 'a>>> {
+        self.stamp.map(|fields| Fields(Header(self, fields)))
     }
 
     /// The copy's origin and time, for the replication lag (as
@@ -178,7 +203,7 @@ impl Glance for Glimpse<'_> {
             return Ok(false);
         };
         let missing = || StampError::field("k", "missing or not a map");
-        let known = header.found("k").ok_or_else(missing)?;
+        let known = header.0.found("k").ok_or_else(missing)?;
         if known.kind != Kind::Value {
             return Err(missing());
         }

@@ -14,12 +14,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use homeward::stamp::{
-    decode_counter, decode_header_from, decode_home_from, decode_window, StampFields, MAX_REGIONS,
+    decode_counter, decode_header_from, decode_home_from, decode_window, MAX_REGIONS,
 };
 use homeward::version::{counter_total, Register, Sibling};
-use homeward::{Schema, StampError, TimedDot, Version};
+use homeward::{Schema, TimedDot, Version};
 use serde_dynamo::AttributeValue;
 
+use super::glimpse::{Fields, HeaderText};
 use super::reader::Reader;
 use super::{header_field, Image, Kind};
 
@@ -61,33 +62,10 @@ struct StampText<'a> {
     counters: Option<HashMap<String, AttributeValue>>,
 }
 
-impl StampFields for StampText<'_> {
-    fn has(&self, field: &str) -> bool {
-        header_field(field).is_some_and(|i| self.fields[i].is_some())
-    }
-
-    fn string(&self, field: &str) -> Result<&str, StampError> {
-        self.kind(field, Kind::S, "not a string")
-    }
-
-    fn number_text(&self, field: &str) -> Result<&str, StampError> {
-        self.kind(field, Kind::N, "not a number")
-    }
-
-    /// `m` (pending moves) and `s` (siblings) are not read here: an image
-    /// with either is read whole.
-    fn value(&self, _field: &str) -> Option<&AttributeValue> {
-        None
-    }
-}
-
-impl StampText<'_> {
-    fn kind(&self, field: &str, kind: Kind, not: &'static str) -> Result<&str, StampError> {
-        match header_field(field).and_then(|i| self.fields[i]) {
-            Some((k, text)) if k == kind => Ok(text),
-            Some(_) => Err(StampError::field(field, not)),
-            None => Err(StampError::field(field, "missing")),
-        }
+impl HeaderText for StampText<'_> {
+    fn field(&self, name: &str) -> Option<(Kind, Option<&str>)> {
+        let (kind, text) = self.fields[header_field(name)?]?;
+        Some((kind, Some(text)))
     }
 }
 
@@ -127,7 +105,7 @@ fn read_version(text: &str, schema: &Schema) -> Option<Version> {
         let value = attributes[find(&attributes, k)?].1.clone()?;
         key.insert(k.to_owned(), value);
     }
-    let header = decode_header_from(&stamp).ok()?;
+    let header = decode_header_from(&Fields(&stamp)).ok()?;
 
     let known_text = stamp.known.as_ref()?;
     if known_text.len() > MAX_REGIONS {
@@ -217,7 +195,7 @@ fn read_version(text: &str, schema: &Schema) -> Option<Version> {
         }
     }
 
-    let home = decode_home_from(&stamp).ok()?;
+    let home = decode_home_from(&Fields(&stamp)).ok()?;
     let version = Version {
         key,
         header,
