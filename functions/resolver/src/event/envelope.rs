@@ -9,8 +9,9 @@ use super::{
     header_field, Change, Found, Image, Kind, Pick, Picks, StreamEvent, StreamRecord, MAX_WANTED,
 };
 
-fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
-    // serde rejects a duplicate field: the pass leaves that to it.
+/// Sets `slot` once: a field twice is not the usual shape (serde rejects a
+/// duplicate field, or keeps the last: the pass leaves either to it).
+pub(super) fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
     match slot {
         Some(_) => None,
         None => {

@@ -20,6 +20,7 @@ use homeward::version::{counter_total, Register, Sibling};
 use homeward::{Schema, TimedDot, Version};
 use serde_dynamo::AttributeValue;
 
+use super::envelope::once;
 use super::glimpse::{Fields, HeaderText};
 use super::reader::Reader;
 use super::{header_field, Image, Kind};
@@ -301,17 +302,6 @@ impl<'a> Reader<'a> {
         self.ws();
         self.byte(b'}')?;
         Some(names)
-    }
-}
-
-/// Sets `slot` once: a field twice is not the usual shape.
-fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
-    match slot {
-        Some(_) => None,
-        None => {
-            *slot = Some(value);
-            Some(())
-        }
     }
 }
 
